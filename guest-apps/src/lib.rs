@@ -1,0 +1,171 @@
+//! The reference enrollment applications, as the components the runtime runs.
+//!
+//! An enrollment application is a pair of components, a phone half (world
+//! `phone-half` of `wit/enrollment.wit`) and a device half (world
+//! `device-half`). The guests' sources are the `no_std` crates in `apps/`, a
+//! cargo workspace of its own with a size-tuned release profile; `build.rs`
+//! builds them for `wasm32-unknown-unknown` and encodes them as components at
+//! build time, so the runtime, its tests and its tools get ready-made bytes
+//! from this crate, with no wasm toolchain step of their own.
+//!
+//! Both the components and the core modules they were made from are exposed:
+//! the runtime runs the components, size reports need both (the signed pair
+//! has to fit one printed QR code).
+
+use std::fmt;
+
+/// The two halves of one enrollment application.
+#[derive(Clone, Copy)]
+pub struct AppPair {
+    /// The application's name, e.g. `wifi-meter`.
+    pub name: &'static str,
+    /// The phone half, a component of world `phone-half`.
+    pub phone: &'static [u8],
+    /// The device half, a component of world `device-half`.
+    pub device: &'static [u8],
+    /// The core module `phone` was made from, as the compiler produced it
+    /// (with its `component-type` custom section).
+    pub phone_core: &'static [u8],
+    /// The core module `device` was made from, likewise.
+    pub device_core: &'static [u8],
+}
+
+impl fmt::Debug for AppPair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppPair")
+            .field("name", &self.name)
+            .field("phone", &format_args!("{} bytes", self.phone.len()))
+            .field("device", &format_args!("{} bytes", self.device.len()))
+            .field("phone_core", &format_args!("{} bytes", self.phone_core.len()))
+            .field("device_core", &format_args!("{} bytes", self.device_core.len()))
+            .finish()
+    }
+}
+
+macro_rules! app_pair {
+    ($name:literal) => {
+        AppPair {
+            name: $name,
+            phone: include_bytes!(concat!(env!("OUT_DIR"), "/", $name, "-phone.wasm")),
+            device: include_bytes!(concat!(env!("OUT_DIR"), "/", $name, "-device.wasm")),
+            phone_core: include_bytes!(concat!(env!("OUT_DIR"), "/", $name, "-phone.core.wasm")),
+            device_core: include_bytes!(concat!(env!("OUT_DIR"), "/", $name, "-device.core.wasm")),
+        }
+    };
+}
+
+/// A Wi-Fi smart meter (EUI-48): the phone hands it Wi-Fi credentials, its
+/// owner, its location and its service provider.
+pub const WIFI_METER: AppPair = app_pair!("wifi-meter");
+
+/// A Zigbee sensor (EUI-64) without Wi-Fi: the phone hands it the credentials
+/// of the gateway's Zigbee network and its service provider.
+pub const ZIGBEE_SENSOR: AppPair = app_pair!("zigbee-sensor");
+
+/// Every reference application.
+pub const ALL: &[AppPair] = &[WIFI_METER, ZIGBEE_SENSOR];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmparser::{ComponentExternalKind, Parser, Payload, TypeRef, Validator};
+
+    const TYPES: &str = "iot-enroll:enrollment/types@0.1.0";
+    const TRANSPORT: &str = "iot-enroll:enrollment/transport@0.1.0";
+    const ASSISTANT: &str = "iot-enroll:enrollment/assistant@0.1.0";
+    const DEVICE: &str = "iot-enroll:enrollment/device@0.1.0";
+
+    /// Every half: its label, component, core module and the interfaces its
+    /// world gives it (`types` only holds types, so it is optional).
+    fn halves() -> Vec<(String, &'static [u8], &'static [u8], [&'static str; 2])> {
+        ALL.iter()
+            .flat_map(|app| {
+                [
+                    (format!("{}-phone", app.name), app.phone, app.phone_core, [TRANSPORT, ASSISTANT]),
+                    (format!("{}-device", app.name), app.device, app.device_core, [TRANSPORT, DEVICE]),
+                ]
+            })
+            .collect()
+    }
+
+    /// Top-level component imports and exports (not those of nested modules).
+    fn component_imports_exports(component: &[u8]) -> (Vec<String>, Vec<(String, ComponentExternalKind)>) {
+        let (mut imports, mut exports) = (Vec::new(), Vec::new());
+        let mut depth = 0;
+        for payload in Parser::new(0).parse_all(component) {
+            match payload.unwrap() {
+                Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
+                Payload::End(_) => depth -= 1,
+                Payload::ComponentImportSection(s) if depth == 0 => {
+                    imports.extend(s.into_iter().map(|i| i.unwrap().name.full_name().into_owned()))
+                }
+                Payload::ComponentExportSection(s) if depth == 0 => exports.extend(s.into_iter().map(|e| {
+                    let e = e.unwrap();
+                    (e.name.full_name().into_owned(), e.kind)
+                })),
+                _ => {}
+            }
+        }
+        (imports, exports)
+    }
+
+    #[test]
+    fn halves_are_valid_components_made_from_core_modules() {
+        for (half, component, core, _) in halves() {
+            assert!(Parser::is_component(component), "{half}: not a component");
+            assert!(Parser::is_core_wasm(core), "{half}: core module is not a core module");
+            // Default features: nothing beyond what a stock runtime accepts.
+            if let Err(e) = Validator::new().validate_all(component) {
+                panic!("{half}: invalid component: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn core_modules_start_at_one_page_and_stay_within_two() {
+        for (half, _, core, _) in halves() {
+            let mut memories = Vec::new();
+            for payload in Parser::new(0).parse_all(core) {
+                match payload.unwrap() {
+                    Payload::MemorySection(s) => memories.extend(s.into_iter().map(Result::unwrap)),
+                    Payload::ImportSection(s) => {
+                        for imports in s {
+                            for import in imports.unwrap() {
+                                let (_, import) = import.unwrap();
+                                assert!(!matches!(import.ty, TypeRef::Memory(_)), "{half}: imports a memory");
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let [memory] = memories[..] else { panic!("{half}: {} memories", memories.len()) };
+            assert!(!memory.memory64 && !memory.shared && memory.page_size_log2.is_none(), "{half}: {memory:?}");
+            assert_eq!((memory.initial, memory.maximum), (1, Some(2)), "{half}: memory pages (initial, maximum)");
+        }
+    }
+
+    #[test]
+    fn halves_import_only_their_world_and_export_enroll() {
+        for (half, component, _, world) in halves() {
+            let (imports, exports) = component_imports_exports(component);
+            for import in &imports {
+                assert!(import == TYPES || world.contains(&import.as_str()), "{half}: imports {import}");
+            }
+            for interface in world {
+                assert!(imports.iter().any(|i| i == interface), "{half}: does not import {interface}");
+            }
+            assert_eq!(exports, [("enroll".to_string(), ComponentExternalKind::Func)], "{half}: exports");
+        }
+    }
+
+    /// The signed pair has to fit one QR code; a half that suddenly grows by
+    /// kilobytes has pulled in `core::fmt` or similar.
+    #[test]
+    fn halves_stay_small() {
+        const BUDGET: usize = 3 * 1024;
+        for (half, component, _, _) in halves() {
+            assert!(component.len() <= BUDGET, "{half}: {} bytes, over the {BUDGET}-byte budget", component.len());
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! Latency of the runtime's hot paths, with criterion:
+//!
+//! - `compile/{cranelift,winch}/{app}/{half}`: a cold compile of one half —
+//!   validation, import check, compilation and linking (`instantiate_pre`),
+//!   with the cache bypassed (a fresh cache per iteration);
+//! - `enroll/warm/{app}`: one whole in-process enrollment with both halves
+//!   already compiled: both instantiated and run, the two-phase commit, and
+//!   the device's SQLite commit with `synchronous=FULL` (an fsync of the WAL
+//!   per commit batch; a lone enrollment is its own batch). Every iteration
+//!   enrolls a fresh, provisioned device; provisioning is outside the timing.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use ed25519_dalek::SigningKey;
+use enrollment_apps::{AppPair, WIFI_METER, ZIGBEE_SENSOR};
+use runtime::credentials::NetworkCredentials;
+use runtime::device::DeviceHost;
+use runtime::device_store::DeviceStore;
+use runtime::link::Link;
+use runtime::phone::{ConfiguredAssistant, PhoneHost};
+use runtime::sandbox::cache::ComponentCache;
+use runtime::sandbox::HalfKind;
+use runtime::{
+    AccessTechnology, AssistantRuntime, Compiler, DeviceRuntime, EnrollOptions, Eui, Sandbox, SandboxConfig,
+    SpIdentity, Timeouts,
+};
+
+fn services() -> Arc<ConfiguredAssistant> {
+    Arc::new(ConfiguredAssistant {
+        location: Some("geo:52.3676,4.9041".into()),
+        owner: Some("ACME Utilities".into()),
+        networks: vec![
+            NetworkCredentials::Wifi { ssid: "plant-3".into(), passphrase: "correct horse battery".into() },
+            NetworkCredentials::Zigbee { pan_id: 0x1A62, extended_pan_id: [1; 8], channel: 15, network_key: [2; 16] },
+        ],
+        default_sp: Some(SpIdentity::new("sp-one.example").expect("valid")),
+        ..Default::default()
+    })
+}
+
+/// The n-th device id for an app (universally administered, individual).
+pub fn device_id(access: AccessTechnology, n: u64) -> Eui {
+    let b = n.to_be_bytes();
+    let bytes: Vec<u8> = match access {
+        AccessTechnology::Wifi => vec![0xAC, 0xDE, 0x48, b[5], b[6], b[7]],
+        _ => vec![0x00, 0x0D, 0x6F, b[3], b[4], b[5], b[6], b[7]],
+    };
+    Eui::from_bytes(&bytes).expect("valid EUI")
+}
+
+fn compile(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio");
+    let mut group = c.benchmark_group("compile");
+    for compiler in [Compiler::Cranelift, Compiler::Winch] {
+        let name = format!("{compiler:?}").to_lowercase();
+        let sandbox = Sandbox::new(SandboxConfig { compiler, ..SandboxConfig::default() }).expect("sandbox");
+        let phone_linker = PhoneHost::linker(sandbox.engine()).expect("linker");
+        let device_linker = DeviceHost::linker(sandbox.engine()).expect("linker");
+        for app in [&WIFI_METER, &ZIGBEE_SENSOR] {
+            group.bench_function(BenchmarkId::new(&name, format!("{}/phone", app.name)), |b| {
+                b.iter(|| {
+                    let cache = ComponentCache::new(1);
+                    rt.block_on(sandbox.prepare(&cache, HalfKind::Phone, app.phone, &phone_linker, |p| {
+                        runtime::bindings::phone::PhoneHalfPre::new(p)
+                    }))
+                    .expect("compiles");
+                })
+            });
+            group.bench_function(BenchmarkId::new(&name, format!("{}/device", app.name)), |b| {
+                b.iter(|| {
+                    let cache = ComponentCache::new(1);
+                    rt.block_on(sandbox.prepare(&cache, HalfKind::Device, app.device, &device_linker, |p| {
+                        runtime::bindings::device::DeviceHalfPre::new(p)
+                    }))
+                    .expect("compiles");
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+fn warm_enrollment(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sandbox = Arc::new(Sandbox::new(SandboxConfig::default()).expect("sandbox"));
+    let assistant =
+        AssistantRuntime::new(sandbox.clone(), services(), SigningKey::generate(&mut rand::rngs::OsRng), Timeouts::default())
+            .expect("assistant");
+    let store = Arc::new(DeviceStore::open(&dir.path().join("fleet.sqlite")).expect("store"));
+    let device = DeviceRuntime::new(sandbox, store.clone(), Timeouts::default(), true).expect("device");
+    let mut next = 0u64;
+    let mut group = c.benchmark_group("enroll");
+    for (app, access) in [(&WIFI_METER, AccessTechnology::Wifi), (&ZIGBEE_SENSOR, AccessTechnology::Zigbee)] {
+        group.bench_function(BenchmarkId::new("warm", app.name), |b| {
+            b.iter_custom(|iters| {
+                let ids: Vec<Eui> = (0..iters)
+                    .map(|_| {
+                        next += 1;
+                        device_id(access, next)
+                    })
+                    .collect();
+                for id in &ids {
+                    store.provision(*id, access).expect("provision");
+                }
+                rt.block_on(async {
+                    let mut total = Duration::ZERO;
+                    for id in ids {
+                        let start = Instant::now();
+                        enroll_once(&assistant, &device, app, id).await;
+                        total += start.elapsed();
+                    }
+                    total
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
+async fn enroll_once(assistant: &AssistantRuntime, device: &DeviceRuntime, app: &AppPair, id: Eui) {
+    let (a, b) = Link::memory_pair();
+    let (r, d) = tokio::join!(assistant.enroll(a, app.phone, app.device, EnrollOptions::default()), device.serve(id, b));
+    r.expect("enrolls");
+    d.expect("device enrolls");
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(30).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
+    targets = compile, warm_enrollment
+}
+criterion_main!(benches);

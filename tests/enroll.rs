@@ -1,0 +1,153 @@
+//! Both reference apps, enrolled in-process and over TCP against a separate
+//! `device-agent` process: the identifier, configuration and public key the
+//! device stored, and what the phone half relayed.
+
+use end_to_end_tests::*;
+use enrollment_apps::{AppPair, WIFI_METER, ZIGBEE_SENSOR};
+use runtime::credentials::NetworkCredentials;
+use runtime::device_store::DeviceStore;
+use runtime::link::{DeviceFailure, Link};
+use runtime::{AccessTechnology, EnrollError, EnrollOptions, EnrollmentReport};
+
+async fn enroll_in_process(
+    fx: &Fixture,
+    app: &AppPair,
+    device: &str,
+    options: EnrollOptions,
+) -> (Result<EnrollmentReport, EnrollError>, Result<runtime::enroll::DeviceReport, DeviceFailure>) {
+    let (a, b) = Link::memory_pair();
+    tokio::join!(fx.assistant.enroll(a, app.phone, app.device, options), fx.device.serve(eui(device), b))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wifi_meter_enrolls_in_process() -> anyhow::Result<()> {
+    let fx = Fixture::new()?;
+    let (assistant, device) = enroll_in_process(&fx, &WIFI_METER, METER_ID, EnrollOptions::default()).await;
+    let report = assistant?;
+    let device = device?;
+    assert_eq!(report.relayed.sp_bound_id.to_string(), format!("{SP}/wifi/{METER_ID}"));
+    assert_eq!(device.enrolled.sp_bound_id, report.relayed.sp_bound_id.to_string());
+    assert_eq!(fx.services.relayed(), vec![report.relayed.clone()]);
+
+    let state = fx.device.store().state(&eui(METER_ID))?.expect("provisioned");
+    assert!(state.sealed);
+    assert_eq!(state.sp_bound_id.as_ref(), Some(&report.relayed.sp_bound_id));
+    assert_eq!(state.public_key, Some(report.relayed.public_key));
+    assert_eq!(state.owner.as_deref(), Some("ACME Utilities"));
+    assert_eq!(state.location.as_deref(), Some("geo:52.3676,4.9041"));
+    assert_eq!(state.enrolled_by, Some(fx.assistant.public_key()));
+    let network = NetworkCredentials::decode_for(state.network.as_deref().expect("network"), AccessTechnology::Wifi)?;
+    assert_eq!(network, NetworkCredentials::Wifi { ssid: "plant-3".into(), passphrase: "correct horse battery".into() });
+    let private = fx.device.store().private_key(&eui(METER_ID))?.expect("key pair stored");
+    assert_eq!(private.verifying_key().to_bytes(), report.relayed.public_key, "stored private key matches");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zigbee_sensor_enrolls_in_process() -> anyhow::Result<()> {
+    let fx = Fixture::new()?;
+    let (assistant, device) = enroll_in_process(&fx, &ZIGBEE_SENSOR, SENSOR_ID, EnrollOptions::default()).await;
+    let report = assistant?;
+    device?;
+    assert_eq!(report.relayed.sp_bound_id.to_string(), format!("{SP}/zigbee/{SENSOR_ID}"));
+    let state = fx.device.store().state(&eui(SENSOR_ID))?.expect("provisioned");
+    assert!(state.sealed);
+    assert_eq!(state.public_key, Some(report.relayed.public_key));
+    assert_eq!(state.owner, None, "the sensor is not given an owner");
+    let network = NetworkCredentials::decode_for(state.network.as_deref().expect("network"), AccessTechnology::Zigbee)?;
+    assert!(matches!(network, NetworkCredentials::Zigbee { pan_id: 0x1A62, channel: 15, .. }));
+    // The other device in the same store is untouched.
+    assert!(!fx.device.store().state(&eui(METER_ID))?.expect("provisioned").sealed);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealed_device_refuses_a_second_enrollment_unless_rebound_by_its_assistant() -> anyhow::Result<()> {
+    let fx = Fixture::new()?;
+    let (first, _) = enroll_in_process(&fx, &WIFI_METER, METER_ID, EnrollOptions::default()).await;
+    let first = first?;
+    let before = fx.device.store().state(&eui(METER_ID))?;
+
+    let (again, device) = enroll_in_process(&fx, &WIFI_METER, METER_ID, EnrollOptions::default()).await;
+    assert!(matches!(again, Err(EnrollError::DeviceSealed)), "{again:?}");
+    assert!(device.is_err());
+    assert_eq!(fx.device.store().state(&eui(METER_ID))?, before, "refusal changes nothing");
+
+    // Another assistant cannot re-bind it.
+    let other = Fixture::new()?;
+    let (a, b) = Link::memory_pair();
+    let (stranger, _) = tokio::join!(
+        other.assistant.enroll(a, WIFI_METER.phone, WIFI_METER.device, EnrollOptions { rebind: true }),
+        fx.device.serve(eui(METER_ID), b)
+    );
+    assert!(matches!(stranger, Err(EnrollError::Device(DeviceFailure::BadRebindAuthorization))), "{stranger:?}");
+    assert_eq!(fx.device.store().state(&eui(METER_ID))?, before, "refusal changes nothing");
+
+    // The assistant it enrolled with can.
+    let (rebound, _) = enroll_in_process(&fx, &WIFI_METER, METER_ID, EnrollOptions { rebind: true }).await;
+    let rebound = rebound?;
+    assert!(rebound.rebind);
+    assert!(rebound.generation > first.generation);
+    assert_ne!(rebound.relayed.public_key, first.relayed.public_key, "a re-bind generates a new key pair");
+    let after = fx.device.store().state(&eui(METER_ID))?.expect("provisioned");
+    assert_eq!(after.public_key, Some(rebound.relayed.public_key));
+    assert_eq!(after.enrollments, 2);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_app_is_compiled_once() -> anyhow::Result<()> {
+    let fx = Fixture::new()?;
+    let (r, _) = enroll_in_process(&fx, &WIFI_METER, METER_ID, EnrollOptions::default()).await;
+    r?;
+    let (r, _) = enroll_in_process(&fx, &ZIGBEE_SENSOR, SENSOR_ID, EnrollOptions::default()).await;
+    r?;
+    fx.device.store().provision(eui("AC-DE-48-00-00-81"), AccessTechnology::Wifi)?;
+    let (r, _) = enroll_in_process(&fx, &WIFI_METER, "AC-DE-48-00-00-81", EnrollOptions::default()).await;
+    r?;
+    assert_eq!(fx.assistant.cache().compilations(), 2, "two phone halves, three enrollments");
+    assert_eq!(fx.device.cache().compilations(), 2, "two device halves, three enrollments");
+    Ok(())
+}
+
+async fn enroll_over_tcp(app: &AppPair, device: &str, access: &str) -> anyhow::Result<()> {
+    let fx = Fixture::new()?;
+    let db = fx.dir.path().join("agent.sqlite");
+    let agent = DeviceAgent::spawn(&db, device, access, &[])?;
+    let stream = tokio::net::TcpStream::connect(agent.addr).await?;
+    let report = fx.assistant.enroll(Link::tcp(stream), app.phone, app.device, EnrollOptions::default()).await?;
+    assert_eq!(report.relayed.sp_bound_id.to_string(), format!("{SP}/{access}/{device}"));
+    let line = agent.next_line()?;
+    assert_eq!(line, format!("enrolled {} (generation {})", report.relayed.sp_bound_id, report.generation));
+
+    // What the device process stored, read by another process.
+    let shown = DeviceAgent::show(&db, device)?;
+    assert_eq!(shown["sealed"], true);
+    assert_eq!(shown["sp_bound_id"], report.relayed.sp_bound_id.to_string());
+    assert_eq!(shown["public_key"], hex(&report.relayed.public_key));
+    assert_eq!(shown["enrolled_by"], hex(&fx.assistant.public_key()));
+    assert_eq!(shown["network_configured"], true);
+    assert_eq!(fx.services.relayed(), vec![report.relayed.clone()]);
+
+    // And after the device process is gone, the file still holds it all.
+    drop(agent);
+    let store = DeviceStore::open(&db)?;
+    let state = store.state(&eui(device))?.expect("provisioned by the agent");
+    assert!(state.sealed);
+    assert_eq!(state.public_key, Some(report.relayed.public_key));
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wifi_meter_enrolls_over_tcp_with_a_device_agent_process() -> anyhow::Result<()> {
+    enroll_over_tcp(&WIFI_METER, METER_ID, "wifi").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zigbee_sensor_enrolls_over_tcp_with_a_device_agent_process() -> anyhow::Result<()> {
+    enroll_over_tcp(&ZIGBEE_SENSOR, SENSOR_ID, "zigbee").await
+}

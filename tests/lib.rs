@@ -1,0 +1,150 @@
+//! Shared set-up for the end-to-end tests: a sandbox, an assistant with a
+//! known configuration, a device store in a temporary SQLite file, and real
+//! `device-agent` processes on loopback.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use ed25519_dalek::SigningKey;
+use runtime::credentials::NetworkCredentials;
+use runtime::device_store::DeviceStore;
+use runtime::phone::ConfiguredAssistant;
+use runtime::{AccessTechnology, AssistantRuntime, DeviceRuntime, Eui, Sandbox, SandboxConfig, SpIdentity, Timeouts};
+
+/// The Wi-Fi meter of the reference apps: an EUI-48 device.
+pub const METER_ID: &str = "AC-DE-48-00-00-80";
+/// The Zigbee sensor of the reference apps: an EUI-64 device.
+pub const SENSOR_ID: &str = "00-0D-6F-FF-FE-12-34-56";
+/// The service provider the test assistant resolves every device to.
+pub const SP: &str = "meters.sp-one.example";
+
+pub fn eui(s: &str) -> Eui {
+    s.parse().expect("test EUI is valid")
+}
+
+/// Assistant configuration used by the tests.
+pub fn assistant_services() -> ConfiguredAssistant {
+    ConfiguredAssistant {
+        location: Some("geo:52.3676,4.9041".into()),
+        owner: Some("ACME Utilities".into()),
+        networks: vec![
+            NetworkCredentials::Wifi { ssid: "plant-3".into(), passphrase: "correct horse battery".into() },
+            NetworkCredentials::Zigbee {
+                pan_id: 0x1A62,
+                extended_pan_id: [0xDD; 8],
+                channel: 15,
+                network_key: [0x5A; 16],
+            },
+        ],
+        default_sp: Some(SpIdentity::new(SP).expect("valid SP")),
+        ..Default::default()
+    }
+}
+
+/// Everything an in-process enrollment needs.
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub sandbox: Arc<Sandbox>,
+    pub services: Arc<ConfiguredAssistant>,
+    pub assistant: AssistantRuntime,
+    pub identity: SigningKey,
+    pub device: DeviceRuntime,
+}
+
+impl Fixture {
+    pub fn new() -> anyhow::Result<Self> {
+        Self::with(SandboxConfig { max_concurrent_halves: 64, ..SandboxConfig::default() }, Timeouts::default())
+    }
+
+    pub fn with(config: SandboxConfig, timeouts: Timeouts) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let sandbox = Arc::new(Sandbox::new(config)?);
+        let services = Arc::new(assistant_services());
+        let identity = SigningKey::generate(&mut rand::rngs::OsRng);
+        let assistant = AssistantRuntime::new(sandbox.clone(), services.clone(), identity.clone(), timeouts)?;
+        let store = Arc::new(DeviceStore::open(&dir.path().join("device.sqlite"))?);
+        store.provision(eui(METER_ID), AccessTechnology::Wifi)?;
+        store.provision(eui(SENSOR_ID), AccessTechnology::Zigbee)?;
+        let device = DeviceRuntime::new(sandbox.clone(), store, timeouts, true)?;
+        Ok(Self { dir, sandbox, services, assistant, identity, device })
+    }
+}
+
+/// Where cargo put this workspace's binaries (next to the test executable).
+pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().and_then(Path::parent).context("test executable has no target dir")?;
+    let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    if !path.exists() {
+        bail!("{} is not built: run `cargo build --workspace --bins` (scripts/test does)", path.display());
+    }
+    Ok(path)
+}
+
+/// A `device-agent` process, killed when dropped.
+pub struct DeviceAgent {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub db: PathBuf,
+    pub output: std::sync::mpsc::Receiver<String>,
+}
+
+impl DeviceAgent {
+    /// Starts `device-agent serve` on a free loopback port.
+    pub fn spawn(db: &Path, device: &str, access: &str, extra: &[&str]) -> anyhow::Result<Self> {
+        let mut child = Command::new(binary("device-agent")?)
+            .args(["serve", "--db"])
+            .arg(db)
+            .args(["--device-id", device, "--access", access, "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting device-agent")?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let first = rx.recv_timeout(Duration::from_secs(30)).context("device-agent printed nothing")?;
+        let addr = first
+            .strip_prefix("listening on ")
+            .with_context(|| format!("unexpected first line from device-agent: {first}"))?
+            .parse()?;
+        Ok(Self { child, addr, db: db.to_path_buf(), output: rx })
+    }
+
+    /// Next line the agent printed.
+    pub fn next_line(&self) -> anyhow::Result<String> {
+        Ok(self.output.recv_timeout(Duration::from_secs(30))?)
+    }
+
+    /// The device's state as `device-agent show` prints it.
+    pub fn show(db: &Path, device: &str) -> anyhow::Result<serde_json::Value> {
+        let out = Command::new(binary("device-agent")?)
+            .args(["show", "--db"])
+            .arg(db)
+            .args(["--device-id", device])
+            .output()?;
+        if !out.status.success() {
+            bail!("device-agent show failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(serde_json::from_slice(&out.stdout)?)
+    }
+}
+
+impl Drop for DeviceAgent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

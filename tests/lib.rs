@@ -75,15 +75,19 @@ impl Fixture {
     }
 }
 
-/// Where cargo put this workspace's binaries (next to the test executable).
+/// Where cargo put this workspace's binaries: beside this executable (a
+/// binary), or one folder up (a test, which lives in `deps/`).
 pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    let dir = exe.parent().and_then(Path::parent).context("test executable has no target dir")?;
-    let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    if !path.exists() {
-        bail!("{} is not built: run `cargo build --workspace --bins` (scripts/test does)", path.display());
+    let file = format!("{name}{}", std::env::consts::EXE_SUFFIX);
+    let here = exe.parent().context("executable has no folder")?;
+    let candidates = [Some(here), here.parent()];
+    for dir in candidates.into_iter().flatten() {
+        if dir.join(&file).exists() {
+            return Ok(dir.join(&file));
+        }
     }
-    Ok(path)
+    bail!("{file} is not built next to {}: run `cargo build --workspace --bins` (scripts/test does)", exe.display())
 }
 
 /// A `device-agent` process, killed when dropped.

@@ -102,9 +102,7 @@ fn warm_enrollment(c: &mut Criterion) {
                         device_id(access, next)
                     })
                     .collect();
-                for id in &ids {
-                    store.provision(*id, access).expect("provision");
-                }
+                store.provision_many(ids.iter().map(|id| (*id, access))).expect("provision");
                 rt.block_on(async {
                     let mut total = Duration::ZERO;
                     for id in ids {

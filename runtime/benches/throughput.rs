@@ -80,8 +80,9 @@ impl Bench {
         Self { _dir: dir, assistant, device, store, next: 0 }
     }
 
+    /// Provisions `n` new devices, alternating the two apps (untimed).
     fn provision(&mut self, n: usize) -> Vec<(Eui, &'static AppPair)> {
-        (0..n)
+        let devices: Vec<(Eui, AccessTechnology, &'static AppPair)> = (0..n)
             .map(|_| {
                 self.next += 1;
                 let (app, access) = if self.next % 2 == 0 {
@@ -89,11 +90,11 @@ impl Bench {
                 } else {
                     (&ZIGBEE_SENSOR, AccessTechnology::Zigbee)
                 };
-                let id = device_id(access, self.next);
-                self.store.provision(id, access).expect("provision");
-                (id, app)
+                (device_id(access, self.next), access, app)
             })
-            .collect()
+            .collect();
+        self.store.provision_many(devices.iter().map(|(id, access, _)| (*id, *access))).expect("provision");
+        devices.into_iter().map(|(id, _, app)| (id, app)).collect()
     }
 
     /// Runs all `devices` with at most `concurrency` in flight; returns
@@ -145,8 +146,11 @@ fn main() {
         percentile(&lat, 0.5),
         percentile(&lat, 0.99),
     );
-    let stats = bench.store.commit_stats();
-    println!("device store: {} commits in {} fsynced batches", stats.0, stats.1);
+    let stats = bench.store.stats();
+    println!(
+        "device store (whole run, provisioning included): {} operations in {} fsynced transactions, largest {}",
+        stats.operations, stats.batches, stats.largest_batch
+    );
 
     let before = rss_kib("VmHWM:");
     let devices = bench.provision(1000);

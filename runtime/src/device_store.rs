@@ -157,6 +157,18 @@ pub enum StoreError {
     /// The identifier names another access technology than the device's.
     #[error("device {device} was provisioned for {provisioned}, but the SP-bound identifier says {identifier}")]
     AccessMismatch { device: Eui, provisioned: AccessTechnology, identifier: AccessTechnology },
+    /// The operating system refused something (starting the writer thread).
+    #[error("device store: {during} failed: {source}")]
+    Io {
+        during: &'static str,
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// The file cannot be put in WAL mode (e.g. it is on a file system
+    /// without shared memory), so commits could not be both durable and
+    /// concurrent with reads.
+    #[error("device store: the file cannot use WAL mode (its journal mode stays {journal_mode})")]
+    NoWal { journal_mode: String },
     /// SQLite rolled the transaction back on its own (I/O error, disk full,
     /// out of memory); nothing in the batch was written.
     #[error("device store: SQLite abandoned the transaction; nothing in it was written")]
@@ -309,7 +321,7 @@ impl DeviceStore {
             .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
             .during("switching to WAL mode")?;
         if !journal.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Corrupt(format!("the file cannot use WAL mode (journal mode is {journal})")));
+            return Err(StoreError::NoWal { journal_mode: journal });
         }
         writer.pragma_update(None, "synchronous", "FULL").during("setting synchronous=FULL")?;
         writer.pragma_update(None, "foreign_keys", true).during("enabling foreign keys")?;
@@ -324,7 +336,7 @@ impl DeviceStore {
         let handle = std::thread::Builder::new()
             .name("device-store-writer".into())
             .spawn(move || write_loop(writer, queue, &thread_counters))
-            .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
+            .map_err(|e| StoreError::Io { during: "starting the writer thread", source: Arc::new(e) })?;
         Ok(Self {
             path: path.to_owned(),
             jobs: Some(jobs),
@@ -346,10 +358,7 @@ impl DeviceStore {
 
     /// [`DeviceStore::provision`] for many devices in one transaction: all
     /// are provisioned, or (on any error) none.
-    pub fn provision_many(
-        &self,
-        devices: impl IntoIterator<Item = (Eui, AccessTechnology)>,
-    ) -> Result<(), StoreError> {
+    pub fn provision_many(&self, devices: impl IntoIterator<Item = (Eui, AccessTechnology)>) -> Result<(), StoreError> {
         let (reply, done) = mpsc::sync_channel(1);
         self.send(Job::Provision { devices: devices.into_iter().collect(), reply })?;
         done.recv().map_err(|_| StoreError::WriterGone)?
@@ -462,7 +471,8 @@ impl DeviceStore {
     }
 }
 
-/// Dropping the store lets the writer finish what is queued, then joins it.
+/// Dropping the store lets the writer finish what is queued, then joins it:
+/// the drop blocks the dropping thread for up to one batch.
 impl Drop for DeviceStore {
     fn drop(&mut self) {
         drop(self.jobs.take());
@@ -485,7 +495,8 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     // IMMEDIATE: two processes opening a new file at once migrate it once.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).during("starting the migration")?;
-    let version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0)).during("reading the schema version")?;
+    let version: i64 =
+        tx.pragma_query_value(None, "user_version", |row| row.get(0)).during("reading the schema version")?;
     let supported = MIGRATIONS.len() as i64;
     debug_assert_eq!(supported, SCHEMA_VERSION);
     let from = usize::try_from(version).map_err(|_| StoreError::Corrupt(format!("schema version {version}")))?;
@@ -1025,8 +1036,9 @@ fn parse_identifier(text: &str, device: &Eui) -> Result<SpBoundId, StoreError> {
 fn key32(bytes: Option<&[u8]>, what: &str, device: &Eui) -> Result<Option<[u8; 32]>, StoreError> {
     bytes
         .map(|b| {
-            <[u8; 32]>::try_from(b)
-                .map_err(|_| StoreError::Corrupt(format!("device {device}: stored {what} is {} bytes, not 32", b.len())))
+            <[u8; 32]>::try_from(b).map_err(|_| {
+                StoreError::Corrupt(format!("device {device}: stored {what} is {} bytes, not 32", b.len()))
+            })
         })
         .transpose()
 }
@@ -1048,10 +1060,7 @@ fn to_i64(value: u64) -> i64 {
 }
 
 fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -1470,6 +1479,30 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_operation_loses_its_partial_writes_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(&dir);
+        let devices: Vec<Eui> = (1..=2).map(fleet_eui).collect();
+        store.provision_many(devices.iter().map(|&d| (d, AccessTechnology::Wifi))).expect("provision");
+        let stats = store.stats();
+
+        // Between two good commits, an operation that writes and then fails.
+        let release = store.hold_writer();
+        let first = store.commit(enrollment(devices[0], AccessTechnology::Wifi, 0));
+        let failing = store.exec("UPDATE device SET owner = 'half-done'; SELECT * FROM no_such_table;");
+        let second = store.commit(enrollment(devices[1], AccessTechnology::Wifi, 0));
+        drop(release);
+        assert_eq!(first.await.expect("first commits").generation, 1);
+        assert_eq!(second.await.expect("second commits").generation, 1);
+        assert!(matches!(failing.recv().expect("answered"), Err(StoreError::Sqlite { .. })));
+        assert_eq!(store.stats().batches, stats.batches + 1, "one transaction");
+        for device in &devices {
+            let state = store.state(device).expect("state").expect("provisioned");
+            assert_eq!(state.owner.as_deref(), Some("ACME Utilities"), "{device}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failed_commit_fails_the_whole_batch_and_writes_nothing() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = open(&dir);
@@ -1488,10 +1521,7 @@ mod tests {
         drop(release);
         for p in pending {
             let result = p.await;
-            assert!(
-                matches!(&result, Err(StoreError::Sqlite { during: "committing a batch", .. })),
-                "{result:?}"
-            );
+            assert!(matches!(&result, Err(StoreError::Sqlite { during: "committing a batch", .. })), "{result:?}");
         }
         assert!(poison.recv().expect("answered").is_err());
         assert_eq!(store.stats().failed_batches, 1);
@@ -1510,8 +1540,7 @@ mod tests {
         let store = Arc::new(open(&dir));
         let devices: Vec<Eui> = (0..DEVICES).map(fleet_eui).collect();
         store.provision_many(devices.iter().map(|&d| (d, AccessTechnology::Wifi))).expect("provision");
-        let enrollments: Vec<Enrollment> =
-            devices.iter().map(|&d| enrollment(d, AccessTechnology::Wifi, 0)).collect();
+        let enrollments: Vec<Enrollment> = devices.iter().map(|&d| enrollment(d, AccessTechnology::Wifi, 0)).collect();
         let keys: Vec<[u8; 32]> = enrollments.iter().map(|e| e.signing_key.verifying_key().to_bytes()).collect();
         let tasks: Vec<_> = enrollments
             .into_iter()

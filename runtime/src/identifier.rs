@@ -94,11 +94,15 @@ fn expected_kind(access: AccessTechnology) -> &'static str {
 pub enum SpIdentityFault {
     Empty,
     /// Longer than 253 bytes.
-    TooLong { len: usize },
+    TooLong {
+        len: usize,
+    },
     /// Two dots in a row, or a leading or trailing dot.
     EmptyLabel,
     /// A label longer than 63 bytes.
-    LabelTooLong { len: usize },
+    LabelTooLong {
+        len: usize,
+    },
     /// A label starts or ends with `-`.
     HyphenAtLabelEdge,
     /// An uppercase letter: identities are canonical lowercase
@@ -192,7 +196,9 @@ impl fmt::Display for EuiKind {
 /// or EUI-64.
 ///
 /// `Display` gives the canonical IEEE RA form (`AC-DE-48-00-00-80`);
-/// `FromStr` also accepts `:` separators, lowercase, and bare hex digits.
+/// `FromStr` also accepts `:` separators, lowercase, and bare hex digits, and
+/// [`Eui::from_canonical`] only the canonical form. Serde writes the
+/// canonical text and reads what `FromStr` reads.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Eui {
     /// The octets, left-aligned; octets past `len` are always zero so that
@@ -626,7 +632,15 @@ mod tests {
     #[test]
     fn eui_accepts_colons_lowercase_and_bare_digits() {
         let eui48 = Eui::from_bytes(&[0xAC, 0xDE, 0x48, 0x00, 0x00, 0x80]).expect("valid");
-        for text in ["AC-DE-48-00-00-80", "ac-de-48-00-00-80", "AC:DE:48:00:00:80", "ac:de:48:00:00:80", "ACDE48000080", "acde48000080", "Ac-dE-48-00-00-80"] {
+        for text in [
+            "AC-DE-48-00-00-80",
+            "ac-de-48-00-00-80",
+            "AC:DE:48:00:00:80",
+            "ac:de:48:00:00:80",
+            "ACDE48000080",
+            "acde48000080",
+            "Ac-dE-48-00-00-80",
+        ] {
             assert_eq!(eui(text), eui48, "{text}");
         }
         let eui64 = Eui::from_bytes(&[0xAC, 0xDE, 0x48, 0xFF, 0xFE, 0x00, 0x00, 0x80]).expect("valid");
@@ -769,7 +783,16 @@ mod tests {
         let label63 = "a".repeat(63);
         let long = [label63.as_str(); 4].join(".")[..253].trim_end_matches('.').to_owned();
         assert!(long.len() >= 250);
-        let valid = ["meter-sp.example", "310-410", "a", "x1", "sp.example.com", "xn--bcher-kva.example", label63.as_str(), long.as_str()];
+        let valid = [
+            "meter-sp.example",
+            "310-410",
+            "a",
+            "x1",
+            "sp.example.com",
+            "xn--bcher-kva.example",
+            label63.as_str(),
+            long.as_str(),
+        ];
         for text in valid {
             let value = sp(text);
             assert_eq!(value.as_str(), text);
@@ -822,7 +845,8 @@ mod tests {
 
     #[test]
     fn sp_bound_id_canonical_text() {
-        let id = SpBoundId::new(sp("meter-sp.example"), eui("ac:de:48:00:00:80"), AccessTechnology::Wifi).expect("valid");
+        let id =
+            SpBoundId::new(sp("meter-sp.example"), eui("ac:de:48:00:00:80"), AccessTechnology::Wifi).expect("valid");
         assert_eq!(id.to_string(), "meter-sp.example/wifi/AC-DE-48-00-00-80");
         assert_eq!(id.sp(), &sp("meter-sp.example"));
         assert_eq!(id.device(), &eui("AC-DE-48-00-00-80"));
@@ -873,14 +897,8 @@ mod tests {
             ("meter-sp.example/wifi/01-00-5E-00-00-01", GroupAddress),
             ("meter-sp.example/Wifi/AC-DE-48-00-00-80", UnknownAccessTechnology("Wifi".into())),
             ("meter-sp.example/bluetooth-le/AC-DE-48-00-00-80", UnknownAccessTechnology("bluetooth-le".into())),
-            (
-                "Meter-SP.example/wifi/AC-DE-48-00-00-80",
-                InvalidSpIdentity { reason: SpIdentityFault::Uppercase },
-            ),
-            (
-                "meter-sp.example./wifi/AC-DE-48-00-00-80",
-                InvalidSpIdentity { reason: SpIdentityFault::EmptyLabel },
-            ),
+            ("Meter-SP.example/wifi/AC-DE-48-00-00-80", InvalidSpIdentity { reason: SpIdentityFault::Uppercase }),
+            ("meter-sp.example./wifi/AC-DE-48-00-00-80", InvalidSpIdentity { reason: SpIdentityFault::EmptyLabel }),
             (
                 "meter-sp.example/wifi/AC-DE-48-FF-FE-00-00-80",
                 EuiKindMismatch { access: AccessTechnology::Wifi, kind: EuiKind::Eui64 },
@@ -889,7 +907,10 @@ mod tests {
                 "meter-sp.example/zigbee/AC-DE-48-00-00-80",
                 EuiKindMismatch { access: AccessTechnology::Zigbee, kind: EuiKind::Eui48 },
             ),
-            (" meter-sp.example/wifi/AC-DE-48-00-00-80", InvalidSpIdentity { reason: SpIdentityFault::BadCharacter(' ') }),
+            (
+                " meter-sp.example/wifi/AC-DE-48-00-00-80",
+                InvalidSpIdentity { reason: SpIdentityFault::BadCharacter(' ') },
+            ),
         ];
         for (text, expected) in cases {
             assert_eq!(text.parse::<SpBoundId>().as_ref(), Err(expected), "{text:?}");
@@ -944,7 +965,10 @@ mod tests {
             message("sp.example/wifi"),
             "the SP-bound identifier has no device id: expected `sp-identity/access-technology/device-id`"
         );
-        assert_eq!(message("SP/wifi/AC-DE-48-00-00-80"), "invalid SP identity: it has uppercase letters; SP identities are lowercase");
+        assert_eq!(
+            message("SP/wifi/AC-DE-48-00-00-80"),
+            "invalid SP identity: it has uppercase letters; SP identities are lowercase"
+        );
         assert_eq!("AC-DE-48-00-00-8G".parse::<Eui>().expect_err("bad").to_string(), "'G' is not a hex digit");
     }
 

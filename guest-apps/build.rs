@@ -4,21 +4,19 @@
 //! profile tuned for size, so they live in a cargo workspace of their own
 //! (`apps/`, excluded from the main one). This script runs a nested
 //! `cargo build --release --target wasm32-unknown-unknown --locked` there, with
-//! a target dir under `OUT_DIR`, then encodes each core module as a component
+//! a target dir shared by the workspace (`<target>/guest-apps`), then encodes each core module as a component
 //! with `wit-component` (no external tools needed) and writes to `OUT_DIR`
 //! `<app>-<half>.wasm` (the component) and `<app>-<half>.core.wasm` (the core
 //! module as the compiler produced it), for `src/lib.rs` to include.
 //!
 //! Every byte of a component counts towards the QR code the signed pair has to
-//! fit, so two things nothing at run time looks at are left out (together
-//! about 2.3 KB of the 5.1 KB a half takes as `wit-component` encodes it):
-//! - exports the linker adds to the core module that the component does not
-//!   use (`__heap_base`, `__data_end`, wit-bindgen's versioned
-//!   `cabi_realloc_wit_bindgen_*`), before encoding;
-//! - custom sections of the component and of the modules nested in it (the
-//!   `component-name` debug names, `producers`), after encoding.
-//!
-//! The result is validated again with wasmparser's default features.
+//! fit, so before encoding, the exports the linker adds to the core module and
+//! no component uses are dropped: `__heap_base` and `__data_end` (rustc exports
+//! them for wasm32-unknown-unknown tooling) and wit-bindgen's versioned
+//! `cabi_realloc_wit_bindgen_*` (a `#[no_mangle]` function, so a cdylib exports
+//! it; the component uses `cabi_realloc`). That is about 60 bytes per half.
+//! Custom sections (`component-name`, `producers`: some 2.3 KB per half) are
+//! kept: removing them is the QR packer's step, not the build's.
 
 use anyhow::{Context, Result, bail};
 use std::env;
@@ -26,7 +24,7 @@ use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use wasmparser::{BinaryReader, Export, Parser, Validator};
+use wasmparser::{BinaryReader, Export};
 
 /// The apps, by directory under `apps/`; each has a `phone` and a `device` crate
 /// named `<app>-phone` and `<app>-device`.
@@ -34,19 +32,33 @@ const APPS: &[&str] = &["wifi-meter", "zigbee-sensor"];
 const HALVES: &[&str] = &["phone", "device"];
 const TARGET: &str = "wasm32-unknown-unknown";
 
-fn main() -> Result<()> {
+fn main() {
+    if let Err(error) = run() {
+        // The chain of contexts, not the backtrace anyhow captures under
+        // `RUST_BACKTRACE`, which would bury the nested build's errors.
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").context("CARGO_MANIFEST_DIR")?);
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").context("OUT_DIR")?);
 
     // Not `apps/` as a whole: a stray `apps/target` would trigger reruns.
-    for path in ["build.rs", "apps/Cargo.toml", "apps/Cargo.lock", "apps/.cargo/config.toml", "apps/support", "../wit"] {
+    for path in ["build.rs", "apps/Cargo.toml", "apps/Cargo.lock", "apps/.cargo/config.toml", "apps/support", "../wit"]
+    {
         println!("cargo:rerun-if-changed={path}");
     }
     for app in APPS {
         println!("cargo:rerun-if-changed=apps/{app}");
     }
 
-    let target_dir = out_dir.join("apps-target");
+    // One nested target dir for the whole workspace target (not one per
+    // OUT_DIR): `cargo build`, `cargo test` and `cargo bench` each get their
+    // own OUT_DIR, and would otherwise rebuild the guests from scratch each.
+    // Cargo locks the nested dir, so concurrent builds take turns.
+    let target_dir = shared_target_dir(&out_dir).unwrap_or_else(|| out_dir.join("apps-target"));
     build_guests(&manifest_dir.join("apps"), &target_dir)?;
 
     let built = target_dir.join(TARGET).join("release");
@@ -120,38 +132,15 @@ fn build_guests(apps: &Path, target_dir: &Path) -> Result<()> {
 }
 
 /// Encodes a core module built with `wit_bindgen::generate!` as a component,
-/// without what nothing at run time looks at (see the top of this file).
+/// without the exports nothing uses (see the top of this file).
 fn componentize(core: &[u8]) -> Result<Vec<u8>> {
     let core = drop_exports(core, |name| {
         matches!(name, "__heap_base" | "__data_end") || name.starts_with("cabi_realloc_wit_bindgen_")
     })?;
-    let component = wit_component::ComponentEncoder::default().validate(true).module(&core)?.encode()?;
-    let component = strip_custom_sections(&component)?;
-    Validator::new().validate_all(&component).context("the stripped component does not validate")?;
-    Ok(component)
+    wit_component::ComponentEncoder::default().validate(true).module(&core)?.encode()
 }
 
-const CUSTOM_SECTION: u8 = 0;
 const EXPORT_SECTION: u8 = 7;
-/// In a component: a nested core module, a nested component.
-const MODULE_SECTION: u8 = 1;
-const COMPONENT_SECTION: u8 = 4;
-
-/// Copies a core module or component without its custom sections, and
-/// likewise each module or component nested in a component.
-fn strip_custom_sections(wasm: &[u8]) -> Result<Vec<u8>> {
-    let nests = Parser::is_component(wasm);
-    let (preamble, sections) = sections(wasm)?;
-    let mut out = preamble.to_vec();
-    for (id, contents) in sections {
-        match id {
-            CUSTOM_SECTION => {}
-            MODULE_SECTION | COMPONENT_SECTION if nests => push_section(&mut out, id, &strip_custom_sections(contents)?),
-            _ => push_section(&mut out, id, contents),
-        }
-    }
-    Ok(out)
-}
 
 /// Copies a core module without the exports `drop` picks.
 fn drop_exports(module: &[u8], drop: impl Fn(&str) -> bool) -> Result<Vec<u8>> {
@@ -180,9 +169,11 @@ fn drop_exports(module: &[u8], drop: impl Fn(&str) -> bool) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// The preamble (magic and version) of a module or component, and its
-/// sections as (id, contents).
-fn sections(wasm: &[u8]) -> Result<(&[u8], Vec<(u8, &[u8])>)> {
+/// A section of a core module: its id and contents.
+type Section<'a> = (u8, &'a [u8]);
+
+/// The preamble (magic and version) of a core module, and its sections.
+fn sections(wasm: &[u8]) -> Result<(&[u8], Vec<Section<'_>>)> {
     let mut reader = BinaryReader::new(wasm, 0);
     let preamble = reader.read_bytes(8)?;
     let mut sections = Vec::new();
@@ -210,4 +201,18 @@ fn push_leb128(out: &mut Vec<u8>, mut n: usize) {
         }
         out.push(byte | 0x80);
     }
+}
+
+/// `<workspace target>/guest-apps`, found from `OUT_DIR`
+/// (`<target>/<profile>/build/<pkg>-<hash>/out`, or with a target triple
+/// folder in between when cross-compiling).
+fn shared_target_dir(out_dir: &Path) -> Option<PathBuf> {
+    let build = out_dir.ancestors().find(|p| p.file_name().is_some_and(|n| n == "build"))?;
+    let profile = build.parent()?;
+    let mut target = profile.parent()?;
+    if target.join("CACHEDIR.TAG").exists() || target.join(".rustc_info.json").exists() {
+        return Some(target.join("guest-apps"));
+    }
+    target = target.parent()?;
+    Some(target.join("guest-apps"))
 }

@@ -151,3 +151,22 @@ async fn wifi_meter_enrolls_over_tcp_with_a_device_agent_process() -> anyhow::Re
 async fn zigbee_sensor_enrolls_over_tcp_with_a_device_agent_process() -> anyhow::Result<()> {
     enroll_over_tcp(&ZIGBEE_SENSOR, SENSOR_ID, "zigbee").await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn halves_stripped_of_custom_sections_enroll_the_same() -> anyhow::Result<()> {
+    use qr_packer::strip::strip_custom_sections;
+    let fx = Fixture::new()?;
+    for (app, id) in [(&WIFI_METER, METER_ID), (&ZIGBEE_SENSOR, SENSOR_ID)] {
+        let phone = strip_custom_sections(app.phone)?;
+        let device = strip_custom_sections(app.device)?;
+        assert!(phone.len() < app.phone.len() && device.len() < app.device.len());
+        let (a, b) = Link::memory_pair();
+        let (report, dev) = tokio::join!(
+            fx.assistant.enroll(a, &phone, &device, EnrollOptions::default()),
+            fx.device.serve(eui(id), b)
+        );
+        dev?;
+        assert!(report?.relayed.sp_bound_id.to_string().ends_with(id));
+    }
+    Ok(())
+}

@@ -22,33 +22,53 @@ pub enum StripError {
 pub fn strip_custom_sections(wasm: &[u8]) -> Result<Vec<u8>, StripError> {
     let mut out = Vec::with_capacity(wasm.len());
     let mut parser = Parser::new(0);
-    let mut rest = wasm;
+    let mut offset = 0usize;
     loop {
-        let (consumed, payload) = match parser.parse(rest, true)? {
+        let (consumed, payload) = match parser.parse(&wasm[offset..], true)? {
             Chunk::Parsed { consumed, payload } => (consumed, payload),
             Chunk::NeedMoreData(_) => return Err(StripError::Truncated),
         };
+        let header = offset..offset + consumed;
+        offset += consumed;
         match payload {
-            Payload::Version { .. } => out.extend_from_slice(&rest[..consumed]),
+            Payload::Version { .. } => out.extend_from_slice(&wasm[header]),
             Payload::CustomSection(_) => {}
-            Payload::ModuleSection { unchecked_range, .. } | Payload::ComponentSection { unchecked_range, .. } => {
-                let id = rest[0];
-                let inner = strip_custom_sections(&wasm[unchecked_range.clone()])?;
-                RawSection { id, data: &inner }.encode(&mut out);
-                parser.skip_section();
-                rest = &wasm[unchecked_range.end..];
-                continue;
-            }
             Payload::End(_) => return Ok(out),
+            // A nested module or component: strip it too. The parent parser
+            // does not read the nested bytes, so step over them here.
+            Payload::ModuleSection { unchecked_range, .. } | Payload::ComponentSection { unchecked_range, .. } => {
+                let range = span(unchecked_range)?;
+                let inner = strip_custom_sections(&wasm[range.clone()])?;
+                section(&mut out, wasm[header.start], &inner);
+                offset = range.end;
+            }
+            // Copy the code section whole instead of entry by entry.
+            Payload::CodeSectionStart { unchecked_range, .. } => {
+                let range = span(unchecked_range)?;
+                section(&mut out, wasm[header.start], &wasm[range.clone()]);
+                parser.skip_section();
+                offset = range.end;
+            }
             other => {
-                // A code section is copied whole at its start; its entries,
-                // reported one by one afterwards, are not sections.
                 if let Some((id, range)) = other.as_section() {
-                    RawSection { id, data: &wasm[range] }.encode(&mut out);
+                    section(&mut out, id, &wasm[span(range)?]);
                 }
             }
         }
-        rest = &rest[consumed..];
+    }
+}
+
+/// Appends one section: its id, then its length-prefixed contents.
+fn section(out: &mut Vec<u8>, id: u8, data: &[u8]) {
+    out.push(id);
+    RawSection { id, data }.encode(out);
+}
+
+/// A section's byte range as indices into the binary.
+fn span<T: TryInto<usize>>(range: std::ops::Range<T>) -> Result<std::ops::Range<usize>, StripError> {
+    match (range.start.try_into(), range.end.try_into()) {
+        (Ok(start), Ok(end)) => Ok(start..end),
+        _ => Err(StripError::Truncated),
     }
 }
 

@@ -9,7 +9,8 @@
 //! - the peak resident set size (VmHWM) of the process with 1,000 enrollments
 //!   started at once (2,000 halves alive together).
 //!
-//! Environment: `ENROLL_TOTAL` (default 20000), `ENROLL_CONCURRENCY` (64).
+//! Environment: `ENROLL_TOTAL` (default 20000), `ENROLL_CONCURRENCY` (64),
+//! `ENROLL_DB_DIR` (where the device store's file goes; default: the temp dir).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -59,7 +60,11 @@ struct Bench {
 
 impl Bench {
     fn new() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = match std::env::var("ENROLL_DB_DIR") {
+            Ok(parent) => tempfile::tempdir_in(parent),
+            Err(_) => tempfile::tempdir(),
+        }
+        .expect("tempdir");
         let config = SandboxConfig { max_concurrent_halves: 2200, ..SandboxConfig::default() };
         let sandbox = Arc::new(Sandbox::new(config).expect("sandbox"));
         let services = Arc::new(ConfiguredAssistant {
@@ -135,6 +140,38 @@ fn main() {
     // Warm the caches: each app compiled once.
     let warm = bench.provision(4);
     rt.block_on(bench.run(warm, 2));
+
+    // One at a time: where the time of a warm enrollment goes.
+    let devices = bench.provision(500);
+    let stages = rt.block_on(async {
+        let mut sum = runtime::enroll::StageTimings::default();
+        let mut lat = Vec::new();
+        for (id, app) in devices {
+            let t = Instant::now();
+            let (a, b) = Link::memory_pair();
+            let (r, d) = tokio::join!(
+                bench.assistant.enroll(a, app.phone, app.device, EnrollOptions::default()),
+                bench.device.serve(id, b)
+            );
+            d.expect("device enrolls");
+            let tm = r.expect("enrolls").timings;
+            lat.push(t.elapsed());
+            sum.handshake += tm.handshake;
+            sum.prepare += tm.prepare;
+            sum.run += tm.run;
+            sum.device += tm.device;
+            sum.relay += tm.relay;
+            sum.commit += tm.commit;
+        }
+        lat.sort();
+        (sum, lat)
+    });
+    let n = stages.1.len() as u32;
+    let s = stages.0;
+    println!(
+        "sequential: {n} enrollments, p50 {:?}; mean per stage: handshake {:?}, prepare {:?}, halves {:?}, device {:?}, relay {:?}, commit {:?}",
+        percentile(&stages.1, 0.5), s.handshake / n, s.prepare / n, s.run / n, s.device / n, s.relay / n, s.commit / n
+    );
 
     let devices = bench.provision(total);
     let (elapsed, mut lat) = rt.block_on(bench.run(devices, concurrency));

@@ -225,7 +225,8 @@ impl AssistantRuntime {
         let host = store.into_data();
         let outcome = outcome.map_err(|e| host.transport.explain(e));
         let (relay, refusal) = (host.relay, host.last_refusal);
-        let (mut link, control, _failure) = host.transport.into_parts();
+        let (mut link, control, failure) = host.transport.into_parts();
+        let control = last_word(&mut link, control, failure.is_some()).await;
         timings.run = t.elapsed();
 
         if let Err(error) = outcome {
@@ -407,8 +408,9 @@ impl DeviceRuntime {
         let host = store.into_data();
         let outcome = outcome.map_err(|e| host.transport.explain(e));
         let staged = host.staged;
-        let (returned, control, _failure) = host.transport.into_parts();
+        let (returned, control, failure) = host.transport.into_parts();
         *link = returned;
+        let control = last_word(link, control, failure.is_some()).await;
         if !self.keep_compiled {
             self.cache.remove(&prepared.digest);
         }
@@ -463,6 +465,22 @@ impl DeviceRuntime {
         tracing::info!(%device, id = %enrolled.sp_bound_id, generation = receipt.generation, "enrolled and sealed");
         let _ = link.tx.send(Frame::Committed { enrolled: enrolled.clone(), generation: receipt.generation }).await;
         Ok(DeviceReport { enrolled, generation: receipt.generation, rebind })
+    }
+}
+
+/// The frame that ended a half's conversation. A half whose link closed
+/// under it (its peer gave up and hung up) may not have read the peer's last
+/// frame, an `Abort` or `Failed` that says why; it is still in the link.
+async fn last_word(link: &mut Link, control: Option<Frame>, link_failed: bool) -> Option<Frame> {
+    if control.is_some() || !link_failed {
+        return control;
+    }
+    loop {
+        match link.rx.recv_within(Duration::from_millis(100)).await {
+            Ok(Frame::Message(_)) => continue,
+            Ok(frame) => return Some(frame),
+            Err(_) => return None,
+        }
     }
 }
 

@@ -25,6 +25,8 @@ use iot_enroll::enrollment::transport;
 wit_bindgen::generate!({
     world: "device-half",
     path: "../../../../wit",
+    // Less code: there are no static constructors to run, and the bindings
+    // live in this crate, so their custom section needs no link helper.
     disable_run_ctors_once_workaround: true,
     disable_custom_section_link_helpers: true,
 });

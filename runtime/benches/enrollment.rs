@@ -9,46 +9,28 @@
 //!   per commit batch; a lone enrollment is its own batch). Every iteration
 //!   enrolls a fresh, provisioned device; provisioning is outside the timing.
 
+mod common;
+
 use std::sync::Arc;
+
+use common::{device_id, services};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use ed25519_dalek::SigningKey;
 use enrollment_apps::{AppPair, WIFI_METER, ZIGBEE_SENSOR};
-use runtime::credentials::NetworkCredentials;
 use runtime::device::DeviceHost;
 use runtime::device_store::DeviceStore;
 use runtime::link::Link;
-use runtime::phone::{ConfiguredAssistant, PhoneHost};
+use runtime::phone::PhoneHost;
 use runtime::sandbox::cache::ComponentCache;
 use runtime::sandbox::HalfKind;
 use runtime::{
     AccessTechnology, AssistantRuntime, Compiler, DeviceRuntime, EnrollOptions, Eui, Sandbox, SandboxConfig,
-    SpIdentity, Timeouts,
+    Timeouts,
 };
 
-fn services() -> Arc<ConfiguredAssistant> {
-    Arc::new(ConfiguredAssistant {
-        location: Some("geo:52.3676,4.9041".into()),
-        owner: Some("ACME Utilities".into()),
-        networks: vec![
-            NetworkCredentials::Wifi { ssid: "plant-3".into(), passphrase: "correct horse battery".into() },
-            NetworkCredentials::Zigbee { pan_id: 0x1A62, extended_pan_id: [1; 8], channel: 15, network_key: [2; 16] },
-        ],
-        default_sp: Some(SpIdentity::new("sp-one.example").expect("valid")),
-        ..Default::default()
-    })
-}
 
-/// The n-th device id for an app (universally administered, individual).
-pub fn device_id(access: AccessTechnology, n: u64) -> Eui {
-    let b = n.to_be_bytes();
-    let bytes: Vec<u8> = match access {
-        AccessTechnology::Wifi => vec![0xAC, 0xDE, 0x48, b[5], b[6], b[7]],
-        _ => vec![0x00, 0x0D, 0x6F, b[3], b[4], b[5], b[6], b[7]],
-    };
-    Eui::from_bytes(&bytes).expect("valid EUI")
-}
 
 fn compile(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio");

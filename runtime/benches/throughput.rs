@@ -12,18 +12,20 @@
 //! Environment: `ENROLL_TOTAL` (default 20000), `ENROLL_CONCURRENCY` (64),
 //! `ENROLL_DB_DIR` (where the device store's file goes; default: the temp dir).
 
+mod common;
+
 use std::sync::Arc;
+
+use common::{device_id, services};
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
 use enrollment_apps::{AppPair, WIFI_METER, ZIGBEE_SENSOR};
 use futures::StreamExt;
-use runtime::credentials::NetworkCredentials;
 use runtime::device_store::DeviceStore;
 use runtime::link::Link;
-use runtime::phone::ConfiguredAssistant;
 use runtime::{
-    AccessTechnology, AssistantRuntime, DeviceRuntime, EnrollOptions, Eui, Sandbox, SandboxConfig, SpIdentity,
+    AccessTechnology, AssistantRuntime, DeviceRuntime, EnrollOptions, Eui, Sandbox, SandboxConfig,
     Timeouts,
 };
 
@@ -31,14 +33,6 @@ fn env(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-fn device_id(access: AccessTechnology, n: u64) -> Eui {
-    let b = n.to_be_bytes();
-    let bytes: Vec<u8> = match access {
-        AccessTechnology::Wifi => vec![0xAC, 0xDE, 0x48, b[5], b[6], b[7]],
-        _ => vec![0x00, 0x0D, 0x6F, b[3], b[4], b[5], b[6], b[7]],
-    };
-    Eui::from_bytes(&bytes).expect("valid EUI")
-}
 
 fn rss_kib(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -67,16 +61,7 @@ impl Bench {
         .expect("tempdir");
         let config = SandboxConfig { max_concurrent_halves: 2200, ..SandboxConfig::default() };
         let sandbox = Arc::new(Sandbox::new(config).expect("sandbox"));
-        let services = Arc::new(ConfiguredAssistant {
-            location: Some("geo:52.3676,4.9041".into()),
-            owner: Some("ACME Utilities".into()),
-            networks: vec![
-                NetworkCredentials::Wifi { ssid: "plant-3".into(), passphrase: "correct horse battery".into() },
-                NetworkCredentials::Zigbee { pan_id: 0x1A62, extended_pan_id: [1; 8], channel: 15, network_key: [2; 16] },
-            ],
-            default_sp: Some(SpIdentity::new("sp-one.example").expect("valid")),
-            ..Default::default()
-        });
+        let services = services();
         let timeouts = Timeouts { receive: Duration::from_secs(60), protocol: Duration::from_secs(60) };
         let identity = SigningKey::generate(&mut rand::rngs::OsRng);
         let assistant = Arc::new(AssistantRuntime::new(sandbox.clone(), services, identity, timeouts).expect("assistant"));

@@ -34,14 +34,23 @@ use cache::{ComponentCache, Digest};
 pub use limits::{HalfLimiter, LimitViolation};
 
 /// Which compiler turns a half into machine code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+///
+/// An enrollment half runs for microseconds and is compiled once per product,
+/// so compile time matters more than code quality: the default is the
+/// baseline compiler, Winch, where wasmtime has it (x86_64, aarch64), and
+/// Cranelift elsewhere. BENCHMARKS.md has both measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compiler {
     /// Optimising compiler: slower to compile, faster code.
-    #[default]
     Cranelift,
-    /// Baseline compiler: compiles in one pass; enrollment halves run for
-    /// microseconds, so compile time usually dominates.
+    /// Baseline compiler: compiles in one pass.
     Winch,
+}
+
+impl Default for Compiler {
+    fn default() -> Self {
+        if cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) { Compiler::Winch } else { Compiler::Cranelift }
+    }
 }
 
 impl std::str::FromStr for Compiler {

@@ -42,9 +42,9 @@ enum Command {
         /// Exit after the first session, with status 0 only if it enrolled the device.
         #[arg(long)]
         once: bool,
-        /// Compiler for device halves.
-        #[arg(long, default_value = "cranelift")]
-        compiler: Compiler,
+        /// Compiler for device halves (`winch` or `cranelift`; default: winch where available).
+        #[arg(long)]
+        compiler: Option<Compiler>,
         /// How long a half may wait for a message, in milliseconds.
         #[arg(long, default_value_t = 10_000)]
         receive_timeout_ms: u64,
@@ -78,7 +78,7 @@ async fn main() -> anyhow::Result<()> {
             let store = DeviceStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
             store.provision(device_id, access).context("provisioning the device")?;
             let config = SandboxConfig {
-                compiler,
+                compiler: compiler.unwrap_or_default(),
                 half_deadline: Duration::from_millis(half_deadline_ms),
                 max_concurrent_halves: 4,
                 cache_capacity: 4,

@@ -17,7 +17,7 @@ use runtime::enroll::DeviceReport;
 use runtime::link::{DeviceFailure, Link};
 use runtime::phone::ConfiguredAssistant;
 use runtime::{
-    AccessTechnology, AssistantRuntime, DeviceRuntime, EnrollError, EnrollOptions, EnrollmentReport, Eui,
+    AccessTechnology, AssistantRuntime, Compiler, DeviceRuntime, EnrollError, EnrollOptions, EnrollmentReport, Eui,
     HalfError, Sandbox, SandboxConfig, SpIdentity, Timeouts,
 };
 
@@ -31,8 +31,12 @@ struct Fixture {
 
 impl Fixture {
     fn new(half_deadline: Duration, receive: Duration) -> Self {
+        Self::with_compiler(Compiler::default(), half_deadline, receive)
+    }
+
+    fn with_compiler(compiler: Compiler, half_deadline: Duration, receive: Duration) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let config = SandboxConfig { half_deadline, max_concurrent_halves: 16, ..SandboxConfig::default() };
+        let config = SandboxConfig { compiler, half_deadline, max_concurrent_halves: 16, ..SandboxConfig::default() };
         let sandbox = Arc::new(Sandbox::new(config).unwrap());
         let services = Arc::new(ConfiguredAssistant {
             location: Some("geo:52.3676,4.9041".into()),
@@ -307,4 +311,28 @@ async fn a_good_enrollment_after_hostile_ones_still_works() {
     assistant.unwrap();
     device.unwrap();
     assert!(fx.state().unwrap().sealed);
+}
+
+#[tokio::test]
+async fn both_compilers_stop_hostile_halves_the_same_way() {
+    for compiler in [Compiler::Cranelift, Compiler::Winch] {
+        let fx = Fixture::with_compiler(compiler, Duration::from_millis(400), Duration::from_millis(2000));
+        let (_, device) = fx.enroll_expecting_failure(WIFI_METER.phone, &device_half("(loop $l (br $l)) unreachable")).await;
+        let device = device.unwrap_err();
+        assert!(is_half(&device, |e| matches!(e, HalfError::DeadlineExceeded { .. })), "{compiler:?}: {device}");
+        let body = "(drop (memory.grow (i32.const 4))) (i32.const 0)";
+        let (_, device) = fx.enroll_expecting_failure(WIFI_METER.phone, &device_half(body)).await;
+        let device = device.unwrap_err();
+        assert!(is_half(&device, |e| matches!(e, HalfError::MemoryCap { .. })), "{compiler:?}: {device}");
+        let (_, device) = fx.enroll_expecting_failure(WIFI_METER.phone, &device_half("unreachable")).await;
+        let device = device.unwrap_err();
+        assert!(is_half(&device, |e| matches!(e, HalfError::Trap { .. })), "{compiler:?}: {device}");
+        let (a, b) = Link::memory_pair();
+        let (assistant, device) = tokio::join!(
+            fx.assistant.enroll(a, WIFI_METER.phone, WIFI_METER.device, EnrollOptions::default()),
+            fx.device.serve(meter(), b)
+        );
+        assistant.unwrap_or_else(|e| panic!("{compiler:?}: {e}"));
+        device.unwrap();
+    }
 }

@@ -39,7 +39,7 @@ use crate::link::{
 };
 use crate::phone::{AssistantServices, PhoneHost, RelayError, RelayedDevice};
 use crate::sandbox::cache::ComponentCache;
-use crate::sandbox::{HalfError, HalfKind, PreparedHalf, Sandbox};
+use crate::sandbox::{HalfError, HalfKind, PreparedHalf, Sandbox, SetupError};
 use crate::transport::TransportEnd;
 
 /// How long each side waits for the other.
@@ -135,9 +135,9 @@ impl AssistantRuntime {
         services: Arc<dyn AssistantServices>,
         identity: SigningKey,
         timeouts: Timeouts,
-    ) -> anyhow::Result<Self> {
-        let linker =
-            PhoneHost::linker(sandbox.engine()).map_err(|e| anyhow::anyhow!("linking the phone-half world: {e}"))?;
+    ) -> Result<Self, SetupError> {
+        let linker = PhoneHost::linker(sandbox.engine())
+            .map_err(|e| SetupError::Linker { world: "phone-half", reason: format!("{e:#}") })?;
         let cache = ComponentCache::new(sandbox.config().cache_capacity);
         Ok(Self { sandbox, linker, cache, services, identity, timeouts })
     }
@@ -327,9 +327,9 @@ impl DeviceRuntime {
         store: Arc<DeviceStore>,
         timeouts: Timeouts,
         keep_compiled: bool,
-    ) -> anyhow::Result<Self> {
-        let linker =
-            DeviceHost::linker(sandbox.engine()).map_err(|e| anyhow::anyhow!("linking the device-half world: {e}"))?;
+    ) -> Result<Self, SetupError> {
+        let linker = DeviceHost::linker(sandbox.engine())
+            .map_err(|e| SetupError::Linker { world: "device-half", reason: format!("{e:#}") })?;
         let cache = ComponentCache::new(sandbox.config().cache_capacity);
         Ok(Self { sandbox, linker, cache, store, timeouts, keep_compiled })
     }

@@ -168,6 +168,17 @@ pub enum HalfError {
     Host { half: String, reason: String },
 }
 
+/// Why a sandbox or a runtime built on it could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("creating the wasmtime engine: {0}")]
+    Engine(String),
+    #[error("starting the epoch ticker thread: {0}")]
+    Ticker(#[from] std::io::Error),
+    #[error("linking the {world} world: {reason}")]
+    Linker { world: &'static str, reason: String },
+}
+
 /// A half compiled and linked against its world, ready to instantiate.
 pub struct PreparedHalf<P> {
     /// Content hash of the component bytes it was built from.
@@ -176,7 +187,7 @@ pub struct PreparedHalf<P> {
     pub pre: P,
 }
 
-/// The engine, linkers and cache shared by every enrollment on this host.
+/// The engine and epoch ticker shared by every enrollment on this host.
 pub struct Sandbox {
     engine: Engine,
     config: SandboxConfig,
@@ -185,11 +196,9 @@ pub struct Sandbox {
 
 impl Sandbox {
     /// Builds the engine. Fails only if the host cannot reserve the pool.
-    pub fn new(config: SandboxConfig) -> anyhow::Result<Self> {
-        let engine = Engine::new(&wasmtime_config(&config)?)
-            .map_err(|e| anyhow::anyhow!("creating the wasmtime engine: {e}"))?;
-        let ticker = EpochTicker::start(engine.clone(), config.epoch_tick)
-            .map_err(|e| anyhow::anyhow!("starting the epoch ticker thread: {e}"))?;
+    pub fn new(config: SandboxConfig) -> Result<Self, SetupError> {
+        let engine = Engine::new(&wasmtime_config(&config)).map_err(|e| SetupError::Engine(format!("{e:#}")))?;
+        let ticker = EpochTicker::start(engine.clone(), config.epoch_tick)?;
         Ok(Self { engine, config, _ticker: ticker })
     }
 
@@ -321,7 +330,7 @@ pub trait HasLimiter: Send + 'static {
     fn limiter_state(&mut self) -> &HalfLimiter;
 }
 
-fn wasmtime_config(config: &SandboxConfig) -> anyhow::Result<Config> {
+fn wasmtime_config(config: &SandboxConfig) -> Config {
     let mut c = Config::new();
     c.wasm_component_model(true);
     // Component-model async and the proposals enrollment apps do not use
@@ -368,7 +377,7 @@ fn wasmtime_config(config: &SandboxConfig) -> anyhow::Result<Config> {
             .async_stack_keep_resident(32 * 1024);
         c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
-    Ok(c)
+    c
 }
 
 /// Refuses core modules and non-wasm before they reach the compiler, with an

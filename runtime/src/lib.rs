@@ -22,7 +22,7 @@ pub mod credentials;
 pub mod device;
 pub mod device_store;
 pub mod enroll;
-pub mod identifier;
+pub use sp_bound_id as identifier;
 pub mod link;
 pub mod phone;
 pub mod sandbox;

@@ -16,7 +16,8 @@ async fn enroll_in_process(
     options: EnrollOptions,
 ) -> (Result<EnrollmentReport, EnrollError>, Result<runtime::enroll::DeviceReport, DeviceFailure>) {
     let (a, b) = Link::memory_pair();
-    tokio::join!(fx.assistant.enroll(a, app.phone, app.device, options), fx.device.serve(eui(device), b))
+    let app = label(app, device);
+    tokio::join!(fx.assistant.enroll(a, &app, options), fx.device.serve(eui(device), b))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -76,8 +77,9 @@ async fn sealed_device_refuses_a_second_enrollment_unless_rebound_by_its_assista
     // Another assistant cannot re-bind it.
     let other = Fixture::new()?;
     let (a, b) = Link::memory_pair();
+    let app = label(&WIFI_METER, METER_ID);
     let (stranger, _) = tokio::join!(
-        other.assistant.enroll(a, WIFI_METER.phone, WIFI_METER.device, EnrollOptions { rebind: true }),
+        other.assistant.enroll(a, &app, EnrollOptions { rebind: true }),
         fx.device.serve(eui(METER_ID), b)
     );
     assert!(matches!(stranger, Err(EnrollError::Device(DeviceFailure::BadRebindAuthorization))), "{stranger:?}");
@@ -115,7 +117,7 @@ async fn enroll_over_tcp(app: &AppPair, device: &str, access: &str) -> anyhow::R
     let db = fx.dir.path().join("agent.sqlite");
     let agent = DeviceAgent::spawn(&db, device, access, &[])?;
     let stream = tokio::net::TcpStream::connect(agent.addr).await?;
-    let report = fx.assistant.enroll(Link::tcp(stream), app.phone, app.device, EnrollOptions::default()).await?;
+    let report = fx.assistant.enroll(Link::tcp(stream), &label(app, device), EnrollOptions::default()).await?;
     assert_eq!(report.relayed.sp_bound_id.to_string(), format!("{SP}/{access}/{device}"));
     let line = agent.next_line()?;
     assert_eq!(line, format!("enrolled {} (generation {})", report.relayed.sp_bound_id, report.generation));
@@ -152,21 +154,66 @@ async fn zigbee_sensor_enrolls_over_tcp_with_a_device_agent_process() -> anyhow:
     enroll_over_tcp(&ZIGBEE_SENSOR, SENSOR_ID, "zigbee").await
 }
 
+/// Plays a hostile phone: sends `payload` as the app and returns how the
+/// device answered.
+async fn device_answer_to(fx: &Fixture, device: &str, payload: Vec<u8>) -> anyhow::Result<DeviceFailure> {
+    use runtime::link::{Frame, Start};
+    let (mut phone, b) = Link::memory_pair();
+    let serve = fx.device.serve(eui(device), b);
+    let play = async {
+        let Frame::Hello(_) = phone.rx.recv().await? else { anyhow::bail!("expected Hello") };
+        phone.tx.send(Frame::Start(Start { payload, assistant_key: fx.assistant.public_key(), rebind: None })).await?;
+        match phone.rx.recv().await? {
+            Frame::Failed(failure) => Ok(failure),
+            other => anyhow::bail!("device went on: {}", runtime::link::frame_name(&other)),
+        }
+    };
+    let (served, answer) = tokio::join!(serve, play);
+    assert!(served.is_err());
+    answer
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn halves_stripped_of_custom_sections_enroll_the_same() -> anyhow::Result<()> {
-    use qr_packer::strip::strip_custom_sections;
+async fn the_device_refuses_a_half_its_manufacturer_did_not_sign() -> anyhow::Result<()> {
     let fx = Fixture::new()?;
-    for (app, id) in [(&WIFI_METER, METER_ID), (&ZIGBEE_SENSOR, SENSOR_ID)] {
-        let phone = strip_custom_sections(app.phone)?;
-        let device = strip_custom_sections(app.device)?;
-        assert!(phone.len() < app.phone.len() && device.len() < app.device.len());
-        let (a, b) = Link::memory_pair();
-        let (report, dev) = tokio::join!(
-            fx.assistant.enroll(a, &phone, &device, EnrollOptions::default()),
-            fx.device.serve(eui(id), b)
-        );
-        dev?;
-        assert!(report?.relayed.sp_bound_id.to_string().ends_with(id));
-    }
+    let before = fx.device.store().state(&eui(METER_ID))?;
+    let genuine = label(&WIFI_METER, METER_ID).signed_bytes().to_vec();
+
+    // A phone swaps bytes in the signed payload (e.g. the device half).
+    let mut swapped = genuine.clone();
+    let at = swapped.len() - 80;
+    swapped[at] ^= 0x01;
+    let failure = device_answer_to(&fx, METER_ID, swapped).await?;
+    assert!(matches!(failure, DeviceFailure::Untrusted(ref why) if why.contains("signature")), "{failure}");
+
+    // A label signed by another manufacturer, well formed and self-consistent.
+    let stranger = qr_packer::ManufacturerKey::from_secret("other-maker", [7; 32])?;
+    let foreign = runtime::label::seal(WIFI_METER.phone, WIFI_METER.device, &manifest(&WIFI_METER, METER_ID), &stranger)?;
+    let failure = device_answer_to(&fx, METER_ID, foreign.signed_bytes().to_vec()).await?;
+    assert!(matches!(failure, DeviceFailure::Untrusted(_)), "{failure}");
+
+    // A genuine label of another device of the same manufacturer.
+    let other_device = label(&WIFI_METER, "AC-DE-48-00-00-81").signed_bytes().to_vec();
+    let failure = device_answer_to(&fx, METER_ID, other_device).await?;
+    assert!(matches!(failure, DeviceFailure::NotForThisDevice(_)), "{failure}");
+
+    assert_eq!(fx.device.store().state(&eui(METER_ID))?, before, "refusals change nothing");
+    // And the genuine one still enrolls.
+    let (report, _) = enroll_in_process(&fx, &WIFI_METER, METER_ID, EnrollOptions::default()).await;
+    report?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_assistant_refuses_a_label_for_another_device_before_sending_anything() -> anyhow::Result<()> {
+    let fx = Fixture::new()?;
+    let (a, b) = Link::memory_pair();
+    let app = label(&WIFI_METER, "AC-DE-48-00-00-81");
+    let (assistant, device) = tokio::join!(
+        fx.assistant.enroll(a, &app, EnrollOptions::default()),
+        fx.device.serve(eui(METER_ID), b)
+    );
+    assert!(matches!(assistant, Err(EnrollError::Label(_))), "{assistant:?}");
+    assert!(matches!(device, Err(DeviceFailure::Aborted(_))), "{device:?}");
     Ok(())
 }

@@ -2,6 +2,8 @@
 //! known configuration, a device store in a temporary SQLite file, and real
 //! `device-agent` processes on loopback.
 
+pub mod system;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,6 +15,8 @@ use anyhow::{Context, bail};
 use ed25519_dalek::SigningKey;
 use runtime::credentials::NetworkCredentials;
 use runtime::device_store::DeviceStore;
+use enrollment_apps::AppPair;
+use runtime::label::ScannedApp;
 use runtime::phone::ConfiguredAssistant;
 use runtime::{AccessTechnology, AssistantRuntime, DeviceRuntime, Eui, Sandbox, SandboxConfig, SpIdentity, Timeouts};
 
@@ -25,6 +29,33 @@ pub const SP: &str = "meters.sp-one.example";
 
 pub fn eui(s: &str) -> Eui {
     s.parse().expect("test EUI is valid")
+}
+
+/// The manufacturer key the test labels are signed with (a fixed test key).
+pub fn manufacturer() -> qr_packer::ManufacturerKey {
+    qr_packer::ManufacturerKey::from_secret("acme-test-2026", [0x42; 32]).expect("valid key id")
+}
+
+/// The manifest of a reference app for one device.
+pub fn manifest(app: &AppPair, device: &str) -> qr_packer::Manifest {
+    let access = if app.name.contains("zigbee") { "zigbee" } else { "wifi" };
+    qr_packer::Manifest {
+        format_version: qr_packer::FORMAT_VERSION,
+        app_id: app.name.into(),
+        app_version: "0.1.0".into(),
+        manufacturer: "Acme".into(),
+        product: app.name.into(),
+        access: access.into(),
+        capabilities: Vec::new(),
+        device_id: Some(device.into()),
+        one_time_secret: None,
+        params: Default::default(),
+    }
+}
+
+/// A reference app, signed for one device, as an assistant scans it.
+pub fn label(app: &AppPair, device: &str) -> ScannedApp {
+    runtime::label::seal(app.phone, app.device, &manifest(app, device), &manufacturer()).expect("reference app packs")
 }
 
 /// Assistant configuration used by the tests.
@@ -70,7 +101,7 @@ impl Fixture {
         let store = Arc::new(DeviceStore::open(&dir.path().join("device.sqlite"))?);
         store.provision(eui(METER_ID), AccessTechnology::Wifi)?;
         store.provision(eui(SENSOR_ID), AccessTechnology::Zigbee)?;
-        let device = DeviceRuntime::new(sandbox.clone(), store, timeouts, true)?;
+        let device = DeviceRuntime::new(sandbox.clone(), store, manufacturer().trusted(), timeouts, true)?;
         Ok(Self { dir, sandbox, services, assistant, identity, device })
     }
 }
@@ -101,9 +132,13 @@ pub struct DeviceAgent {
 impl DeviceAgent {
     /// Starts `device-agent serve` on a free loopback port.
     pub fn spawn(db: &Path, device: &str, access: &str, extra: &[&str]) -> anyhow::Result<Self> {
+        let trust = db.with_extension("manufacturer.pub");
+        manufacturer().public_to_file(&trust)?;
         let mut child = Command::new(binary("device-agent")?)
             .args(["serve", "--db"])
             .arg(db)
+            .arg("--trust")
+            .arg(&trust)
             .args(["--device-id", device, "--access", access, "--listen", "127.0.0.1:0"])
             .args(extra)
             .stdout(Stdio::piped())

@@ -63,8 +63,13 @@ pub const WIFI_METER: AppPair = app_pair!("wifi-meter");
 /// of the gateway's Zigbee network and its service provider.
 pub const ZIGBEE_SENSOR: AppPair = app_pair!("zigbee-sensor");
 
+/// A wired building controller (EUI-48, Ethernet): it needs no network
+/// credentials; the phone hands it its owner, its location and its service
+/// provider.
+pub const ETHERNET_CONTROLLER: AppPair = app_pair!("ethernet-controller");
+
 /// Every reference application.
-pub const ALL: &[AppPair] = &[WIFI_METER, ZIGBEE_SENSOR];
+pub const ALL: &[AppPair] = &[WIFI_METER, ZIGBEE_SENSOR, ETHERNET_CONTROLLER];
 
 #[cfg(test)]
 mod tests {

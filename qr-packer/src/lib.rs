@@ -4,5 +4,33 @@
 //! | step | module |
 //! | --- | --- |
 //! | remove what the runtime does not need from a component | [`strip`] |
+//! | check each half against its world of `wit/enrollment.wit` | [`check`] |
+//! | what the payload says about the app and the device | [`manifest`] |
+//! | the signed bundle and the halves in it | [`bundle`] |
+//! | the shipped zstd dictionaries; compression with a cap | [`dictionary`] |
+//! | manufacturer keys, COSE_Sign1 (EdDSA) | [`sign`] |
+//! | the pipeline both ways, stage by stage | [`payload`] |
+//! | prefix + base45 | [`text`] |
+//! | QR code: PNG, SVG, terminal; reading a photo | [`label`] |
+//! | every error, one variant per stage | [`error`] |
+//!
+//! The byte layout is in `FORMAT.md`.
 
+pub mod bundle;
+pub mod check;
+pub mod dictionary;
+pub mod error;
+pub mod label;
+pub mod manifest;
+pub mod payload;
+pub mod sign;
 pub mod strip;
+pub mod text;
+
+pub use bundle::Halves;
+pub use dictionary::Dictionary;
+pub use error::{KeyError, PackError, PayloadError, Stage};
+pub use label::{Ec, Label, LabelError, read_label_image, render_png, render_svg, render_terminal};
+pub use manifest::Manifest;
+pub use payload::{BundleSizes, FORMAT_VERSION, PreparedApp, PreparedSizes, SignedPayload, VerifiedBundle};
+pub use sign::{ManufacturerKey, TrustedKeys};

@@ -13,12 +13,13 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{device_id, services};
+use common::{device_id, label, manufacturer, services};
+use runtime::label::ScannedApp;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use ed25519_dalek::SigningKey;
-use enrollment_apps::{AppPair, WIFI_METER, ZIGBEE_SENSOR};
+use enrollment_apps::{WIFI_METER, ZIGBEE_SENSOR};
 use runtime::device::DeviceHost;
 use runtime::device_store::DeviceStore;
 use runtime::link::Link;
@@ -72,11 +73,12 @@ fn warm_enrollment(c: &mut Criterion) {
         AssistantRuntime::new(sandbox.clone(), services(), SigningKey::generate(&mut rand::rngs::OsRng), Timeouts::default())
             .expect("assistant");
     let store = Arc::new(DeviceStore::open(&dir.path().join("fleet.sqlite")).expect("store"));
-    let device = DeviceRuntime::new(sandbox, store.clone(), Timeouts::default(), true).expect("device");
+    let device = DeviceRuntime::new(sandbox, store.clone(), manufacturer().trusted(), Timeouts::default(), true).expect("device");
     let mut next = 0u64;
     let mut group = c.benchmark_group("enroll");
-    for (app, access) in [(&WIFI_METER, AccessTechnology::Wifi), (&ZIGBEE_SENSOR, AccessTechnology::Zigbee)] {
-        group.bench_function(BenchmarkId::new("warm", app.name), |b| {
+    for (pair, access) in [(&WIFI_METER, AccessTechnology::Wifi), (&ZIGBEE_SENSOR, AccessTechnology::Zigbee)] {
+        let app = &label(pair, access);
+        group.bench_function(BenchmarkId::new("warm", pair.name), |b| {
             b.iter_custom(|iters| {
                 let ids: Vec<Eui> = (0..iters)
                     .map(|_| {
@@ -100,9 +102,9 @@ fn warm_enrollment(c: &mut Criterion) {
     group.finish();
 }
 
-async fn enroll_once(assistant: &AssistantRuntime, device: &DeviceRuntime, app: &AppPair, id: Eui) {
+async fn enroll_once(assistant: &AssistantRuntime, device: &DeviceRuntime, app: &ScannedApp, id: Eui) {
     let (a, b) = Link::memory_pair();
-    let (r, d) = tokio::join!(assistant.enroll(a, app.phone, app.device, EnrollOptions::default()), device.serve(id, b));
+    let (r, d) = tokio::join!(assistant.enroll(a, app, EnrollOptions::default()), device.serve(id, b));
     r.expect("enrolls");
     d.expect("device enrolls");
 }

@@ -16,11 +16,12 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{device_id, services};
+use common::{device_id, label, manufacturer, services};
+use runtime::label::ScannedApp;
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
-use enrollment_apps::{AppPair, WIFI_METER, ZIGBEE_SENSOR};
+use enrollment_apps::{WIFI_METER, ZIGBEE_SENSOR};
 use futures::StreamExt;
 use runtime::device_store::DeviceStore;
 use runtime::link::Link;
@@ -50,6 +51,9 @@ struct Bench {
     device: Arc<DeviceRuntime>,
     store: Arc<DeviceStore>,
     next: u64,
+    /// Product-wide labels of the two reference apps.
+    meter: Arc<ScannedApp>,
+    sensor: Arc<ScannedApp>,
 }
 
 impl Bench {
@@ -66,21 +70,23 @@ impl Bench {
         let identity = SigningKey::generate(&mut rand::rngs::OsRng);
         let assistant = Arc::new(AssistantRuntime::new(sandbox.clone(), services, identity, timeouts).expect("assistant"));
         let store = Arc::new(DeviceStore::open(&dir.path().join("fleet.sqlite")).expect("store"));
-        let device = Arc::new(DeviceRuntime::new(sandbox, store.clone(), timeouts, true).expect("device"));
-        Self { _dir: dir, assistant, device, store, next: 0 }
+        let device = Arc::new(DeviceRuntime::new(sandbox, store.clone(), manufacturer().trusted(), timeouts, true).expect("device"));
+        let meter = Arc::new(label(&WIFI_METER, AccessTechnology::Wifi));
+        let sensor = Arc::new(label(&ZIGBEE_SENSOR, AccessTechnology::Zigbee));
+        Self { _dir: dir, assistant, device, store, next: 0, meter, sensor }
     }
 
     /// Provisions `n` new devices, alternating the two apps (untimed).
-    fn provision(&mut self, n: usize) -> Vec<(Eui, &'static AppPair)> {
-        let devices: Vec<(Eui, AccessTechnology, &'static AppPair)> = (0..n)
+    fn provision(&mut self, n: usize) -> Vec<(Eui, Arc<ScannedApp>)> {
+        let devices: Vec<(Eui, AccessTechnology, Arc<ScannedApp>)> = (0..n)
             .map(|_| {
                 self.next += 1;
                 let (app, access) = if self.next % 2 == 0 {
-                    (&WIFI_METER, AccessTechnology::Wifi)
+                    (&self.meter, AccessTechnology::Wifi)
                 } else {
-                    (&ZIGBEE_SENSOR, AccessTechnology::Zigbee)
+                    (&self.sensor, AccessTechnology::Zigbee)
                 };
-                (device_id(access, self.next), access, app)
+                (device_id(access, self.next), access, app.clone())
             })
             .collect();
         self.store.provision_many(devices.iter().map(|(id, access, _)| (*id, *access))).expect("provision");
@@ -89,7 +95,7 @@ impl Bench {
 
     /// Runs all `devices` with at most `concurrency` in flight; returns
     /// elapsed time and per-enrollment latencies.
-    async fn run(&self, devices: Vec<(Eui, &'static AppPair)>, concurrency: usize) -> (Duration, Vec<Duration>) {
+    async fn run(&self, devices: Vec<(Eui, Arc<ScannedApp>)>, concurrency: usize) -> (Duration, Vec<Duration>) {
         let start = Instant::now();
         let latencies: Vec<Duration> = futures::stream::iter(devices)
             .map(|(id, app)| {
@@ -98,7 +104,7 @@ impl Bench {
                     let t = Instant::now();
                     let (a, b) = Link::memory_pair();
                     let dev = tokio::spawn(async move { device.serve(id, b).await });
-                    assistant.enroll(a, app.phone, app.device, EnrollOptions::default()).await.expect("enrolls");
+                    assistant.enroll(a, &app, EnrollOptions::default()).await.expect("enrolls");
                     dev.await.expect("joins").expect("device enrolls");
                     t.elapsed()
                 })
@@ -135,7 +141,7 @@ fn main() {
             let t = Instant::now();
             let (a, b) = Link::memory_pair();
             let (r, d) = tokio::join!(
-                bench.assistant.enroll(a, app.phone, app.device, EnrollOptions::default()),
+                bench.assistant.enroll(a, &app, EnrollOptions::default()),
                 bench.device.serve(id, b)
             );
             d.expect("device enrolls");

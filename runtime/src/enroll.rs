@@ -31,10 +31,12 @@ use wasmtime::component::Linker;
 use crate::bindings::device::DeviceHalfPre;
 use crate::bindings::phone::PhoneHalfPre;
 use crate::device::DeviceHost;
-use crate::device_store::{DeviceStore, Enrollment, StoreError};
+use crate::device_store::{DeviceState, DeviceStore, Enrollment, StoreError};
 use crate::identifier::{AccessTechnology, Eui, SpBoundId};
+use crate::label::{LabelError, ScannedApp, admit_device_half};
+use qr_packer::TrustedKeys;
 use crate::link::{
-    DeviceFailure, Enrolled, Frame, Hello, Link, LinkFailure, PROTOCOL_VERSION, Signature, Start, frame_name,
+    DeviceFailure, Enrolled, Frame, Hello, Link, LinkFailure, PROTOCOL_VERSION, RebindSp, Signature, Start, frame_name,
     rebind_message,
 };
 use crate::phone::{AssistantServices, PhoneHost, RelayError, RelayedDevice};
@@ -67,6 +69,8 @@ pub struct StageTimings {
     pub prepare: Duration,
     /// Phone half instantiated and run to completion.
     pub run: Duration,
+    /// Of `run`: waiting for the SP identity (`resolve-sp`, the control server).
+    pub resolve: Duration,
     /// Waiting for the device half to finish (ReadyToCommit).
     pub device: Duration,
     /// Relaying the identity and key to the service provider.
@@ -100,6 +104,8 @@ pub enum EnrollError {
     Device(DeviceFailure),
     #[error("{error}{}", refusal.as_ref().map(|r| format!(" (last refusal: {r})")).unwrap_or_default())]
     PhoneHalf { error: HalfError, refusal: Option<String> },
+    #[error("the label does not fit the device on the link: {0}")]
+    Label(LabelError),
     #[error("the phone half finished without relaying the device's identity")]
     NotRelayed,
     #[error("the phone half relayed {relayed}, but the device staged {staged}")]
@@ -166,8 +172,7 @@ impl AssistantRuntime {
     pub async fn enroll(
         &self,
         mut link: Link,
-        phone_half: &[u8],
-        device_half: &[u8],
+        app: &ScannedApp,
         options: EnrollOptions,
     ) -> Result<EnrollmentReport, EnrollError> {
         let mut timings = StageTimings::default();
@@ -186,6 +191,10 @@ impl AssistantRuntime {
             .map_err(|e| EnrollError::Protocol(format!("device id in Hello: {e}")))?;
         let access: AccessTechnology =
             hello.access.parse().map_err(|e| EnrollError::Protocol(format!("access technology in Hello: {e}")))?;
+        if let Err(e) = app.check_target(device, access) {
+            let _ = link.tx.send(Frame::Abort { reason: e.to_string() }).await;
+            return Err(EnrollError::Label(e));
+        }
         let rebind = match (hello.sealed, options.rebind) {
             (false, _) => None,
             (true, true) => {
@@ -197,12 +206,12 @@ impl AssistantRuntime {
             }
         };
         let is_rebind = rebind.is_some();
-        let start = Start { device_half: device_half.to_vec(), assistant_key: self.public_key(), rebind };
+        let start = Start { payload: app.signed_bytes().to_vec(), assistant_key: self.public_key(), rebind };
         send(&mut link, Frame::Start(start), "sending Start").await?;
         timings.handshake = t.elapsed();
 
         let t = Instant::now();
-        let prepared = match self.prepare_half(phone_half).await {
+        let prepared = match self.prepare_half(app.phone_half()).await {
             Ok(p) => p,
             Err(error) => {
                 let _ = link.tx.send(Frame::Abort { reason: error.to_string() }).await;
@@ -225,6 +234,7 @@ impl AssistantRuntime {
         let host = store.into_data();
         let outcome = outcome.map_err(|e| host.transport.explain(e));
         let (relay, refusal) = (host.relay, host.last_refusal);
+        timings.resolve = host.resolve_time;
         let (mut link, control, failure) = host.transport.into_parts();
         let control = last_word(&mut link, control, failure.is_some()).await;
         timings.run = t.elapsed();
@@ -234,7 +244,13 @@ impl AssistantRuntime {
             if let Some(Frame::Failed(f)) = control {
                 return Err(EnrollError::Device(f));
             }
-            let _ = link.tx.send(Frame::Abort { reason: error.to_string() }).await;
+            // Tell the device why, including what the assistant refused
+            // (e.g. "no service provider is known for device ...").
+            let reason = match &refusal {
+                Some(r) => format!("{error} ({r})"),
+                None => error.to_string(),
+            };
+            let _ = link.tx.send(Frame::Abort { reason }).await;
             return Err(EnrollError::PhoneHalf { error, refusal });
         }
         let Some(relayed) = relay else {
@@ -303,7 +319,10 @@ impl AssistantRuntime {
 pub struct DeviceReport {
     pub enrolled: Enrolled,
     pub generation: u64,
+    /// A sealed device was enrolled again or moved to another SP.
     pub rebind: bool,
+    /// Only the SP part of the identifier changed ([`crate::rebind`]).
+    pub sp_only: bool,
 }
 
 /// The device side: runs device halves and owns the device's store.
@@ -315,6 +334,8 @@ pub struct DeviceRuntime {
     linker: Linker<DeviceHost>,
     cache: ComponentCache<PreparedHalf<DeviceHalfPre<DeviceHost>>>,
     store: Arc<DeviceStore>,
+    /// The manufacturer keys whose apps this device runs.
+    trusted: TrustedKeys,
     timeouts: Timeouts,
     /// Keep compiled device halves after a session (a simulated fleet); a
     /// single device drops them with the rest of the enrollment information.
@@ -325,13 +346,14 @@ impl DeviceRuntime {
     pub fn new(
         sandbox: Arc<Sandbox>,
         store: Arc<DeviceStore>,
+        trusted: TrustedKeys,
         timeouts: Timeouts,
         keep_compiled: bool,
     ) -> Result<Self, SetupError> {
         let linker = DeviceHost::linker(sandbox.engine())
             .map_err(|e| SetupError::Linker { world: "device-half", reason: format!("{e:#}") })?;
         let cache = ComponentCache::new(sandbox.config().cache_capacity);
-        Ok(Self { sandbox, linker, cache, store, timeouts, keep_compiled })
+        Ok(Self { sandbox, linker, cache, store, trusted, timeouts, keep_compiled })
     }
 
     /// The device store.
@@ -373,6 +395,7 @@ impl DeviceRuntime {
         link.tx.send(Frame::Hello(hello)).await.map_err(protocol)?;
         let start = match link.rx.recv_within(self.timeouts.protocol).await.map_err(protocol)? {
             Frame::Start(start) => start,
+            Frame::RebindSp(request) => return self.rebind_sp(device, &state, &nonce, &request, link).await,
             Frame::Abort { reason } => return Err(DeviceFailure::Aborted(reason)),
             other => return Err(DeviceFailure::Protocol(format!("expected Start, got {}", frame_name(&other)))),
         };
@@ -388,13 +411,16 @@ impl DeviceRuntime {
             }
         }
 
+        // The device trusts its manufacturer, not the assistant: the payload
+        // must verify with the device's own keys and name this device.
+        let device_half = admit_device_half(&start.payload, &self.trusted, device, state.access)?;
         let prepared = self
             .sandbox
-            .prepare(&self.cache, HalfKind::Device, &start.device_half, &self.linker, DeviceHalfPre::new)
+            .prepare(&self.cache, HalfKind::Device, &device_half, &self.linker, DeviceHalfPre::new)
             .await
             .map_err(DeviceFailure::Half)?;
-        // The device half's bytes are enrollment information: not kept.
-        drop(start.device_half);
+        // The payload and the device half are enrollment information: not kept.
+        drop((device_half, start.payload));
 
         let transport = TransportEnd::new(std::mem::replace(link, dead_link()), HalfKind::Device, self.timeouts.receive);
         let host = DeviceHost::new(transport, device, state.access, self.sandbox.config().max_memory_bytes);
@@ -464,7 +490,31 @@ impl DeviceRuntime {
             .map_err(store_failure)?;
         tracing::info!(%device, id = %enrolled.sp_bound_id, generation = receipt.generation, "enrolled and sealed");
         let _ = link.tx.send(Frame::Committed { enrolled: enrolled.clone(), generation: receipt.generation }).await;
-        Ok(DeviceReport { enrolled, generation: receipt.generation, rebind })
+        Ok(DeviceReport { enrolled, generation: receipt.generation, rebind, sp_only: false })
+    }
+}
+
+impl DeviceRuntime {
+    /// Moves this enrolled device to another SP, if the assistant on record
+    /// asked for it on this connection (see [`crate::rebind`]).
+    async fn rebind_sp(
+        &self,
+        device: Eui,
+        state: &DeviceState,
+        nonce: &[u8; 32],
+        request: &RebindSp,
+        link: &mut Link,
+    ) -> Result<DeviceReport, DeviceFailure> {
+        let new = crate::rebind::authorize(&device, state, nonce, request)?;
+        let receipt = self.store.rebind_sp(device, new.clone(), state.generation).await.map_err(store_failure)?;
+        tracing::info!(%device, id = %new, generation = receipt.generation, "re-bound to another service provider");
+        let _ = link.tx.send(Frame::Rebound { sp_bound_id: new.to_string(), generation: receipt.generation }).await;
+        Ok(DeviceReport {
+            enrolled: crate::rebind::enrolled(&new, state),
+            generation: receipt.generation,
+            rebind: true,
+            sp_only: true,
+        })
     }
 }
 
@@ -489,7 +539,7 @@ pub fn committed_identifier(enrolled: &Enrolled) -> Result<SpBoundId, crate::ide
     enrolled.sp_bound_id.parse()
 }
 
-fn verify(key: &[u8; 32], message: &[u8], signature: &[u8]) -> bool {
+pub(crate) fn verify(key: &[u8; 32], message: &[u8], signature: &[u8]) -> bool {
     let (Ok(key), Ok(sig)) = (VerifyingKey::from_bytes(key), EdSignature::from_slice(signature)) else {
         return false;
     };

@@ -15,16 +15,22 @@
 //! | network credentials, the runtime's encoding | [`credentials`] |
 //! | the SP-bound identifier (SP + EUI-48/64 + access technology) | [`identifier`] |
 //! | the device's durable state, one atomic commit per enrollment | [`device_store`] |
+//! | a label: decoded, verified against manufacturer keys, split (both sides' policy) | [`label`] |
 //! | one enrollment, both sides, two-phase commit | [`enroll`] |
+//! | moving an enrolled device to another SP (authenticated) | [`rebind`] |
+//! | the device gateway: device table, control-server client, update stream | [`gateway`] |
 
 pub mod bindings;
 pub mod credentials;
 pub mod device;
 pub mod device_store;
 pub mod enroll;
+pub mod gateway;
+pub mod label;
 pub use sp_bound_id as identifier;
 pub mod link;
 pub mod phone;
+pub mod rebind;
 pub mod sandbox;
 pub mod transport;
 

@@ -36,7 +36,8 @@ pub enum Frame {
     /// Device → assistant, first frame: who the device is and a fresh nonce
     /// that an authorized re-bind must sign.
     Hello(Hello),
-    /// Assistant → device: the device half to run, and who is asking.
+    /// Assistant → device: the signed app (the device takes its half out of
+    /// it after verifying it), and who is asking.
     Start(Start),
     /// Either way: one transport message between the halves.
     Message(#[serde(with = "serde_bytes")] Vec<u8>),
@@ -53,6 +54,23 @@ pub enum Frame {
     Committed { enrolled: Enrolled, generation: u64 },
     /// Device → assistant: the enrollment failed; the device is unchanged.
     Failed(DeviceFailure),
+    /// Assistant → device, instead of [`Frame::Start`]: move this enrolled
+    /// device to another service provider (only the SP part of its
+    /// identifier changes; see [`crate::rebind`]).
+    RebindSp(RebindSp),
+    /// Device → assistant: the re-bind is durable.
+    Rebound { sp_bound_id: String, generation: u64 },
+}
+
+/// An authenticated request to change an enrolled device's service provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RebindSp {
+    /// The new SP identity, in its text form.
+    pub sp: String,
+    /// The assistant's Ed25519 public key (must be the one that enrolled the device).
+    pub assistant_key: [u8; 32],
+    /// Signature over [`rebind_sp_message`] for this connection's nonce.
+    pub signature: Signature,
 }
 
 /// The device's greeting.
@@ -73,9 +91,10 @@ pub struct Hello {
 /// The assistant's request to enroll.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Start {
-    /// The device half component.
+    /// The signed payload from the label (COSE_Sign1 bytes), unchanged: the
+    /// device verifies it itself and runs the device half in it.
     #[serde(with = "serde_bytes")]
-    pub device_half: Vec<u8>,
+    pub payload: Vec<u8>,
     /// The assistant's Ed25519 public key; recorded by the device as the
     /// assistant it enrolled with.
     pub assistant_key: [u8; 32],
@@ -102,6 +121,10 @@ pub enum DeviceFailure {
     Sealed,
     #[error("the re-bind authorization does not verify")]
     BadRebindAuthorization,
+    #[error("the device refuses the app: {0}")]
+    Untrusted(String),
+    #[error("the app is not for this device: {0}")]
+    NotForThisDevice(String),
     #[error("{0}")]
     Half(HalfError),
     #[error("the device half returned without {0}")]
@@ -123,6 +146,17 @@ pub fn rebind_message(device_id: &[u8], nonce: &[u8; 32]) -> Vec<u8> {
     m.extend_from_slice(&(device_id.len() as u16).to_be_bytes());
     m.extend_from_slice(device_id);
     m.extend_from_slice(nonce);
+    m
+}
+
+/// The bytes an assistant signs to move a device to service provider `sp`:
+/// bound to the device, the connection's nonce and the new SP.
+pub fn rebind_sp_message(device_id: &[u8], nonce: &[u8; 32], sp: &str) -> Vec<u8> {
+    let mut m = b"iot-enroll/rebind-sp/v1\0".to_vec();
+    m.extend_from_slice(&(device_id.len() as u16).to_be_bytes());
+    m.extend_from_slice(device_id);
+    m.extend_from_slice(nonce);
+    m.extend_from_slice(sp.as_bytes());
     m
 }
 
@@ -226,6 +260,8 @@ pub fn frame_name(frame: &Frame) -> String {
         Frame::Abort { .. } => "Abort".into(),
         Frame::Committed { .. } => "Committed".into(),
         Frame::Failed(f) => format!("Failed({f})"),
+        Frame::RebindSp(_) => "RebindSp".into(),
+        Frame::Rebound { .. } => "Rebound".into(),
     }
 }
 
@@ -242,7 +278,7 @@ mod tests {
                 sealed: false,
                 nonce: [7; 32],
             }),
-            Frame::Start(Start { device_half: vec![0, 97, 115, 109], assistant_key: [1; 32], rebind: None }),
+            Frame::Start(Start { payload: vec![0xD2, 0x84], assistant_key: [1; 32], rebind: None }),
             Frame::Message(vec![b'N', 1, 2, 3]),
             Frame::Close,
             Frame::ReadyToCommit(Enrolled { sp_bound_id: "sp.example/wifi/AC-DE-48-00-00-80".into(), public_key: [2; 32] }),

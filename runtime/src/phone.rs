@@ -117,6 +117,8 @@ pub struct PhoneHost {
     access: AccessTechnology,
     /// What the phone half asked to relay.
     pub relay: Option<RelayedDevice>,
+    /// Time spent waiting for `resolve-sp` answers (the control server).
+    pub resolve_time: std::time::Duration,
     /// Why the last capability call was refused, for the error report.
     pub last_refusal: Option<String>,
     limiter: HalfLimiter,
@@ -136,6 +138,7 @@ impl PhoneHost {
             device,
             access,
             relay: None,
+            resolve_time: std::time::Duration::ZERO,
             last_refusal: None,
             limiter: HalfLimiter::new(max_memory),
         }
@@ -207,7 +210,10 @@ impl assistant::Host for PhoneHost {
             let why = format!("resolve-sp for {device}, but the device on the link is {}", self.device);
             return Ok(self.refuse(Refusal::InvalidValue, why));
         }
-        Ok(match self.services.resolve_sp(device, self.access).await {
+        let asked = std::time::Instant::now();
+        let answer = self.services.resolve_sp(device, self.access).await;
+        self.resolve_time += asked.elapsed();
+        Ok(match answer {
             Ok(sp) => Ok(sp.as_str().as_bytes().to_vec()),
             Err(e @ ResolveError::Unreachable(_)) => self.refuse(Refusal::Unreachable, e.to_string()),
             Err(e) => self.refuse(Refusal::Unavailable, e.to_string()),

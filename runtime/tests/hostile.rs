@@ -15,6 +15,8 @@ use runtime::credentials::NetworkCredentials;
 use runtime::device_store::{DeviceState, DeviceStore};
 use runtime::enroll::DeviceReport;
 use runtime::link::{DeviceFailure, Link};
+use qr_packer::{Dictionary, Halves, ManufacturerKey, Manifest, PreparedApp};
+use runtime::label::ScannedApp;
 use runtime::phone::ConfiguredAssistant;
 use runtime::{
     AccessTechnology, AssistantRuntime, Compiler, DeviceRuntime, EnrollError, EnrollOptions, EnrollmentReport, Eui,
@@ -50,7 +52,7 @@ impl Fixture {
         let assistant = AssistantRuntime::new(sandbox.clone(), services, identity, timeouts).unwrap();
         let store = Arc::new(DeviceStore::open(&dir.path().join("device.sqlite")).unwrap());
         store.provision(meter(), AccessTechnology::Wifi).unwrap();
-        let device = DeviceRuntime::new(sandbox, store, timeouts, true).unwrap();
+        let device = DeviceRuntime::new(sandbox, store, manufacturer().trusted(), timeouts, true).unwrap();
         Self { _dir: dir, assistant, device }
     }
 
@@ -72,8 +74,9 @@ impl Fixture {
     ) -> (Result<EnrollmentReport, EnrollError>, Result<DeviceReport, DeviceFailure>) {
         let before = self.state();
         let (a, b) = Link::memory_pair();
+        let app = hostile_label(phone, device);
         let (assistant, device) = tokio::join!(
-            self.assistant.enroll(a, phone, device, EnrollOptions::default()),
+            self.assistant.enroll(a, &app, EnrollOptions::default()),
             self.device.serve(meter(), b)
         );
         assert!(assistant.is_err(), "enrollment should fail: {assistant:?}");
@@ -85,6 +88,33 @@ impl Fixture {
 
 fn meter() -> Eui {
     METER.parse().unwrap()
+}
+
+/// The manufacturer whose key signs the hostile halves: a half can be
+/// hostile (buggy or malicious) and still carry a valid signature, so the
+/// sandbox must hold on its own.
+fn manufacturer() -> ManufacturerKey {
+    ManufacturerKey::from_secret("acme-hostile-tests", [0x24; 32]).unwrap()
+}
+
+/// `phone` and `device` in a label signed by [`manufacturer`], WITHOUT the
+/// checks `qr-packer pack` makes (it would refuse most of these halves).
+fn hostile_label(phone: &[u8], device: &[u8]) -> ScannedApp {
+    let halves = Halves { phone: phone.to_vec(), device: device.to_vec(), operational: None };
+    let manifest = Manifest {
+        format_version: qr_packer::FORMAT_VERSION,
+        app_id: "hostile".into(),
+        app_version: "0.0.1".into(),
+        manufacturer: "Acme".into(),
+        product: "test".into(),
+        access: "wifi".into(),
+        capabilities: Vec::new(),
+        device_id: Some(METER.into()),
+        one_time_secret: None,
+        params: Default::default(),
+    };
+    let signed = PreparedApp::unchecked(halves, &Dictionary::current()).unwrap().seal(&manifest, &manufacturer()).unwrap();
+    ScannedApp::from_signed(signed, &manufacturer().trusted()).unwrap()
 }
 
 /// The imports a hostile device half may use, in canonical-ABI core form.
@@ -306,8 +336,9 @@ async fn a_good_enrollment_after_hostile_ones_still_works() {
     let fx = Fixture::quick();
     let _ = fx.enroll_expecting_failure(WIFI_METER.phone, &device_half("unreachable")).await;
     let (a, b) = Link::memory_pair();
+    let app = hostile_label(WIFI_METER.phone, WIFI_METER.device);
     let (assistant, device) = tokio::join!(
-        fx.assistant.enroll(a, WIFI_METER.phone, WIFI_METER.device, EnrollOptions::default()),
+        fx.assistant.enroll(a, &app, EnrollOptions::default()),
         fx.device.serve(meter(), b)
     );
     assistant.unwrap();
@@ -334,8 +365,9 @@ async fn both_compilers_stop_hostile_halves_the_same_way() {
         // build) Cranelift compile can take longer than the deadline above.
         let fx = Fixture::with_compiler(compiler, Duration::from_secs(30), Duration::from_secs(30));
         let (a, b) = Link::memory_pair();
+        let app = hostile_label(WIFI_METER.phone, WIFI_METER.device);
         let (assistant, device) = tokio::join!(
-            fx.assistant.enroll(a, WIFI_METER.phone, WIFI_METER.device, EnrollOptions::default()),
+            fx.assistant.enroll(a, &app, EnrollOptions::default()),
             fx.device.serve(meter(), b)
         );
         assistant.unwrap_or_else(|e| panic!("{compiler:?}: {e}"));

@@ -2,7 +2,10 @@
 
 use std::sync::Arc;
 
+use enrollment_apps::AppPair;
+use qr_packer::{ManufacturerKey, Manifest};
 use runtime::credentials::NetworkCredentials;
+use runtime::label::ScannedApp;
 use runtime::phone::ConfiguredAssistant;
 use runtime::{AccessTechnology, Eui, SpIdentity};
 
@@ -30,4 +33,27 @@ pub fn device_id(access: AccessTechnology, n: u64) -> Eui {
         _ => vec![0x00, 0x0D, 0x6F, b[3], b[4], b[5], b[6], b[7]],
     };
     Eui::from_bytes(&bytes).expect("valid EUI")
+}
+
+/// The manufacturer key the benches' labels are signed with.
+pub fn manufacturer() -> ManufacturerKey {
+    ManufacturerKey::from_secret("acme-bench", [0x42; 32]).expect("valid key id")
+}
+
+/// A product-wide label of a reference app (no device id in the manifest, so
+/// one label serves every simulated device), as the assistant scans it.
+pub fn label(app: &AppPair, access: AccessTechnology) -> ScannedApp {
+    let manifest = Manifest {
+        format_version: qr_packer::FORMAT_VERSION,
+        app_id: app.name.into(),
+        app_version: "0.1.0".into(),
+        manufacturer: "Acme".into(),
+        product: app.name.into(),
+        access: access.to_string(),
+        capabilities: Vec::new(),
+        device_id: None,
+        one_time_secret: None,
+        params: Default::default(),
+    };
+    runtime::label::seal(app.phone, app.device, &manifest, &manufacturer()).expect("reference app packs")
 }

@@ -36,6 +36,11 @@ enum Command {
         /// Access technology (wifi, zigbee, thread, ble, lorawan, ethernet, cellular).
         #[arg(long)]
         access: AccessTechnology,
+        /// Public key file of a manufacturer whose apps this device runs
+        /// (`qr-packer keygen` writes it); repeat for several. The device
+        /// refuses every app not signed by one of them.
+        #[arg(long = "trust", required = true)]
+        trust: Vec<PathBuf>,
         /// Address to listen on; port 0 picks a free one (printed on stdout).
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: SocketAddr,
@@ -74,7 +79,8 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&state.map(|s| state_json(&s)))?);
             Ok(())
         }
-        Command::Serve { db, device_id, access, listen, once, compiler, receive_timeout_ms, half_deadline_ms } => {
+        Command::Serve { db, device_id, access, trust, listen, once, compiler, receive_timeout_ms, half_deadline_ms } => {
+            let trusted = qr_packer::TrustedKeys::from_files(&trust).context("loading the trusted manufacturer keys")?;
             let store = DeviceStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
             store.provision(device_id, access).context("provisioning the device")?;
             let config = SandboxConfig {
@@ -86,7 +92,7 @@ async fn main() -> anyhow::Result<()> {
             };
             let sandbox = Arc::new(Sandbox::new(config)?);
             let timeouts = Timeouts { receive: Duration::from_millis(receive_timeout_ms), ..Timeouts::default() };
-            let device = DeviceRuntime::new(sandbox, Arc::new(store), timeouts, false)?;
+            let device = DeviceRuntime::new(sandbox, Arc::new(store), trusted, timeouts, false)?;
             let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
             println!("listening on {}", listener.local_addr()?);
             loop {
@@ -97,6 +103,7 @@ async fn main() -> anyhow::Result<()> {
                 tracing::info!(%peer, "assistant connected");
                 let result = device.serve(device_id, Link::tcp(stream)).await;
                 match &result {
+                    Ok(report) if report.sp_only => println!("re-bound {} (generation {})", report.enrolled.sp_bound_id, report.generation),
                     Ok(report) => println!("enrolled {} (generation {})", report.enrolled.sp_bound_id, report.generation),
                     Err(failure) => println!("enrollment failed: {failure}"),
                 }

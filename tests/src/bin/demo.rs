@@ -1,55 +1,97 @@
-//! The enrollment demo: both reference apps enrolled over TCP, each against
-//! its own `device-agent` process (a device waiting on its local link), with
-//! this process as the assisting gateway.
+//! The enrollment demo, end to end, with real processes on loopback:
+//! control server (SQLite), two SP networks, a device agent per reference
+//! app, a gateway. Labels are packed by `qr-packer` and left in `out/labels`;
+//! both devices are enrolled from the label images; then SP 1 hands the
+//! meter to SP 2 with a signed unsolicited update and the new identifier
+//! shows on the gateway and on the device.
+//!
+//! `demo [OUT_DIR]` (default `out`). Every child process is killed on exit
+//! and on Ctrl-C.
 
-use std::time::Instant;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use end_to_end_tests::{DeviceAgent, Fixture, METER_ID, SENSOR_ID};
-use enrollment_apps::{AppPair, WIFI_METER, ZIGBEE_SENSOR};
-use runtime::EnrollOptions;
-use runtime::link::Link;
+use end_to_end_tests::system::{DEVICES, SP_ONE, SP_TWO, System};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let fx = Fixture::new()?;
-    let out = std::path::Path::new("out");
-    std::fs::create_dir_all(out)?;
-    println!("assistant key {}", hex(&fx.assistant.public_key()));
-    for (app, id, access) in [(&WIFI_METER, METER_ID, "wifi"), (&ZIGBEE_SENSOR, SENSOR_ID, "zigbee")] {
-        enroll(&fx, out, app, id, access).await.with_context(|| format!("enrolling the {}", app.name))?;
+    let out = std::env::args().nth(1).map(PathBuf::from).unwrap_or_else(|| PathBuf::from("out"));
+    if out.join("state").exists() {
+        std::fs::remove_dir_all(out.join("state")).context("clearing the previous run's state")?;
     }
-    println!("device state files are in {}", out.display());
+    tokio::select! {
+        result = demo(&out) => result,
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("\ninterrupted; stopping every process");
+            Ok(())
+        }
+    }
+}
+
+async fn demo(out: &std::path::Path) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut step = 0;
+    let mut say = |text: &str| {
+        step += 1;
+        println!("{step:>2}. {text}");
+    };
+    say(&format!("starting the system in {}", out.display()));
+    let system = System::start(out, &mut say).await?;
+
+    for d in &DEVICES {
+        let t = Instant::now();
+        let report = system.enroll_from_label(d.device_id).await.with_context(|| format!("enrolling {}", d.device_id))?;
+        let tm = &report["timings"];
+        say(&format!(
+            "enrolled {} from {}.png in {:.1} ms (label {:.1}, halves {:.1} incl. control server {:.1}, SP relay {:.1}, device commit {:.1})",
+            d.device_id,
+            d.app,
+            t.elapsed().as_secs_f64() * 1e3,
+            ms(&tm["decode_verify_us"]),
+            ms(&tm["run_us"]),
+            ms(&tm["control_server_us"]),
+            ms(&tm["relay_us"]),
+            ms(&tm["commit_us"]),
+        ));
+        println!("      SP-bound identifier: {}", report["identifier"].as_str().unwrap_or("?"));
+        println!("      public key:          {}", report["public_key"].as_str().unwrap_or("?"));
+    }
+    let reported = system.sp_devices(&system.sp_one).await?;
+    say(&format!("{SP_ONE} has recorded {} device(s): {}", count(&reported), identifiers(&reported)));
+
+    let meter = DEVICES[0].device_id;
+    let t = Instant::now();
+    let ack = system.hand_over(&[meter])?;
+    say(&format!("{SP_ONE} hands {meter} to {SP_TWO} (signed unsolicited update): {}", ack.trim()));
+    let expected = format!("{SP_TWO}/{}/{meter}", DEVICES[0].access);
+    let (gw, dev) = system.wait_for_identifier(meter, &expected, Duration::from_secs(30)).await?;
+    say(&format!("pushed to the gateway and re-bound on the device in {:.1} ms", t.elapsed().as_secs_f64() * 1e3));
+    println!("      gateway: {}", gw["identifier"].as_str().unwrap_or("?"));
+    println!("      device:  {} (generation {})", dev["sp_bound_id"].as_str().unwrap_or("?"), dev["generation"]);
+    let other = DEVICES[1].device_id;
+    let unchanged = system.gateway_device(other).await?;
+    println!("      {other} stays {}", unchanged["identifier"].as_str().unwrap_or("?"));
+
+    say(&format!(
+        "done in {:.1} s; labels in {}, logs in {}",
+        started.elapsed().as_secs_f64(),
+        system.paths.root.join("labels").display(),
+        system.paths.root.join("logs").display()
+    ));
     Ok(())
 }
 
-async fn enroll(fx: &Fixture, out: &std::path::Path, app: &AppPair, id: &str, access: &str) -> anyhow::Result<()> {
-    let db = out.join(format!("{}.sqlite", app.name));
-    let _ = std::fs::remove_file(&db);
-    let t = Instant::now();
-    let agent = DeviceAgent::spawn(&db, id, access, &[])?;
-    println!("\n{}: device {id} ({access}) listening on {} [{:.1} ms]", app.name, agent.addr, ms(t));
-    println!("  phone half {} bytes, device half {} bytes", app.phone.len(), app.device.len());
-    let t = Instant::now();
-    let stream = tokio::net::TcpStream::connect(agent.addr).await?;
-    let report = fx.assistant.enroll(Link::tcp(stream), app.phone, app.device, EnrollOptions::default()).await?;
-    let tm = report.timings;
-    println!("  enrolled in {:.1} ms: handshake {:.1}, compile {:.1}, halves {:.1}, device {:.1}, relay {:.1}, commit {:.1}",
-        ms(t), tm.handshake.as_secs_f64() * 1e3, tm.prepare.as_secs_f64() * 1e3, tm.run.as_secs_f64() * 1e3,
-        tm.device.as_secs_f64() * 1e3, tm.relay.as_secs_f64() * 1e3, tm.commit.as_secs_f64() * 1e3);
-    println!("  SP-bound identifier: {}", report.relayed.sp_bound_id);
-    println!("  public key relayed to the SP: {}", hex(&report.relayed.public_key));
-    println!("  device agent says: {}", agent.next_line()?);
-    let shown = DeviceAgent::show(&db, id)?;
-    println!("  device store: sealed={} owner={} location={} generation={}",
-        shown["sealed"], shown["owner"], shown["location"], shown["generation"]);
-    Ok(())
+fn ms(v: &serde_json::Value) -> f64 {
+    v.as_f64().unwrap_or(0.0) / 1e3
 }
 
-fn ms(t: Instant) -> f64 {
-    t.elapsed().as_secs_f64() * 1e3
+fn count(v: &serde_json::Value) -> usize {
+    v.as_array().map(Vec::len).unwrap_or(0)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+fn identifiers(v: &serde_json::Value) -> String {
+    v.as_array()
+        .map(|a| a.iter().filter_map(|d| d["identifier"].as_str()).collect::<Vec<_>>().join(", "))
+        .unwrap_or_default()
 }

@@ -1,0 +1,182 @@
+//! `control-server`: serve the API, or manage gateways and SPs in the database.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use control_server::config::{Config, parse_public_key};
+use control_server::gateway_auth::{hash_credential, validate_gateway_id};
+use control_server::server::{ServerState, start};
+use control_server::store::{Geo, SpRecord, Store};
+use sp_bound_id::SpIdentity;
+
+#[derive(Parser)]
+#[command(about = "IoT enrollment control server: mapping table, SP validation, signed SP updates, push to gateways")]
+struct Cli {
+    /// sqlite://path (created if missing) or postgres://…
+    #[arg(long, global = true, env = "CONTROL_SERVER_DATABASE", default_value = "sqlite://control-server.db")]
+    database: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API. Prints `listening on ADDR` as the first line of stdout.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// TOML file: policy, and gateways/SPs/mapping to register at start-up.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Register or revoke gateways.
+    Gateway {
+        #[command(subcommand)]
+        command: GatewayCommand,
+    },
+    /// Register service providers.
+    Sp {
+        #[command(subcommand)]
+        command: SpCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum GatewayCommand {
+    /// Register a gateway (or replace its credential).
+    Add {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        credential: String,
+        /// LAT,LON
+        #[arg(long)]
+        geo: Option<String>,
+    },
+    /// Revoke a gateway: it is refused from then on (a running server notices within its auth cache TTL).
+    Revoke {
+        #[arg(long)]
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SpCommand {
+    /// Register an SP (or update it).
+    Add {
+        #[arg(long)]
+        identity: String,
+        #[arg(long)]
+        base_url: String,
+        /// Ed25519 public key, 64 hex digits.
+        #[arg(long)]
+        public_key: String,
+        /// May move its devices away…
+        #[arg(long)]
+        may_release: bool,
+        /// …to these SPs (comma-separated; * = any registered).
+        #[arg(long, value_delimiter = ',')]
+        may_move_to: Vec<String>,
+        /// As the new SP, may claim devices it does not hold.
+        #[arg(long)]
+        may_claim: bool,
+    },
+}
+
+fn parse_geo(text: &str) -> anyhow::Result<Geo> {
+    let (lat, lon) = text.split_once(',').context("--geo is LAT,LON")?;
+    let geo = Geo { lat: lat.trim().parse().context("latitude")?, lon: lon.trim().parse().context("longitude")? };
+    if !(-90.0..=90.0).contains(&geo.lat) || !(-180.0..=180.0).contains(&geo.lon) {
+        bail!("--geo {text}: latitude is -90..90 and longitude -180..180");
+    }
+    Ok(geo)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "control_server=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    control_server::install_crypto_provider();
+    let cli = Cli::parse();
+    let store = Store::connect(&cli.database).await.with_context(|| format!("opening database {}", cli.database))?;
+    match cli.command {
+        Command::Serve { listen, config } => {
+            let config = match config {
+                Some(path) => Config::load(&path).with_context(|| format!("loading {}", path.display()))?,
+                None => Config::default(),
+            };
+            let state = ServerState::new(store.clone(), config).await.context("registering the configuration")?;
+            let server = start(state, listen).await?;
+            let mut stdout = std::io::stdout();
+            writeln!(stdout, "listening on {}", server.addr)?;
+            stdout.flush()?;
+            shutdown_signal().await;
+            server.stop().await;
+        }
+        Command::Gateway { command: GatewayCommand::Add { id, credential, geo } } => {
+            validate_gateway_id(&id).map_err(anyhow::Error::msg)?;
+            if credential.is_empty() {
+                bail!("--credential must not be empty");
+            }
+            let geo = geo.as_deref().map(parse_geo).transpose()?;
+            let (salt, hash) = hash_credential(&credential);
+            store.upsert_gateway(&id, &salt, &hash, geo, None).await?;
+            println!("gateway {id} registered");
+        }
+        Command::Gateway { command: GatewayCommand::Revoke { id } } => {
+            if !store.revoke_gateway(&id).await? {
+                bail!("no gateway {id:?} is registered");
+            }
+            println!("gateway {id} revoked");
+        }
+        Command::Sp { command: SpCommand::Add { identity, base_url, public_key, may_release, may_move_to, may_claim } } => {
+            let identity = SpIdentity::new(&identity).with_context(|| format!("--identity {identity:?}"))?;
+            let key = parse_public_key(&public_key).map_err(anyhow::Error::msg)?;
+            for target in &may_move_to {
+                if target != "*" {
+                    SpIdentity::new(target).with_context(|| format!("--may-move-to {target:?}"))?;
+                }
+            }
+            store
+                .upsert_sp(&SpRecord {
+                    identity: identity.as_str().to_owned(),
+                    base_url,
+                    public_key: key.to_vec(),
+                    may_release,
+                    may_claim,
+                    may_move_to,
+                })
+                .await?;
+            println!("sp {identity} registered");
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

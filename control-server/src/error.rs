@@ -1,0 +1,194 @@
+//! The API's errors: each a stable snake_case code (what a gateway or SP
+//! matches on), an HTTP status, and a human message, sent as
+//! `{"error": "<code>", "message": "<text>"}`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+/// The JSON body of every error response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    MalformedRequest(String),
+    #[error("{0}")]
+    UnknownField(String),
+    #[error("{0}")]
+    InvalidDeviceId(String),
+    #[error("{0}")]
+    InvalidAck(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    BatchTooLarge(String),
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    UnknownGateway(String),
+    #[error("{0}")]
+    RevokedGateway(String),
+    #[error("{0}")]
+    NotAuthorized(String),
+    #[error("{0}")]
+    UnknownDevice(String),
+    #[error("{0}")]
+    SpRejected(String),
+    #[error("{0}")]
+    SpUnreachable(String),
+    #[error("{0}")]
+    SpTimeout(String),
+    #[error("{0}")]
+    SpBadAnswer(String),
+    #[error("{0}")]
+    RedirectLoop(String),
+    #[error("{0}")]
+    TooManyRedirects(String),
+    #[error("{0}")]
+    BadSignature(String),
+    #[error("{0}")]
+    ReplayedMessage(String),
+    #[error("{0}")]
+    TimestampOutOfWindow(String),
+    /// An unsolicited message signed by (kid) an SP that is not registered.
+    #[error("{0}")]
+    UnknownSp(String),
+    /// A redirect or move towards an SP that is not registered.
+    #[error("{0}")]
+    UnregisteredTargetSp(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The stable code and HTTP status.
+    pub fn code_and_status(&self) -> (&'static str, StatusCode) {
+        use ApiError::*;
+        match self {
+            MalformedRequest(_) => ("malformed_request", StatusCode::BAD_REQUEST),
+            UnknownField(_) => ("unknown_field", StatusCode::BAD_REQUEST),
+            InvalidDeviceId(_) => ("invalid_device_id", StatusCode::BAD_REQUEST),
+            InvalidAck(_) => ("invalid_ack", StatusCode::BAD_REQUEST),
+            UnsupportedMediaType(_) => ("unsupported_media_type", StatusCode::UNSUPPORTED_MEDIA_TYPE),
+            BatchTooLarge(_) => ("batch_too_large", StatusCode::PAYLOAD_TOO_LARGE),
+            Unauthenticated(_) => ("unauthenticated", StatusCode::UNAUTHORIZED),
+            UnknownGateway(_) => ("unknown_gateway", StatusCode::FORBIDDEN),
+            RevokedGateway(_) => ("revoked_gateway", StatusCode::FORBIDDEN),
+            NotAuthorized(_) => ("not_authorized", StatusCode::FORBIDDEN),
+            UnknownDevice(_) => ("unknown_device", StatusCode::NOT_FOUND),
+            SpRejected(_) => ("sp_rejected", StatusCode::CONFLICT),
+            SpUnreachable(_) => ("sp_unreachable", StatusCode::BAD_GATEWAY),
+            SpTimeout(_) => ("sp_unreachable", StatusCode::GATEWAY_TIMEOUT),
+            SpBadAnswer(_) => ("sp_bad_answer", StatusCode::BAD_GATEWAY),
+            RedirectLoop(_) => ("redirect_loop", StatusCode::LOOP_DETECTED),
+            TooManyRedirects(_) => ("too_many_redirects", StatusCode::LOOP_DETECTED),
+            BadSignature(_) => ("bad_signature", StatusCode::UNAUTHORIZED),
+            ReplayedMessage(_) => ("replayed_message", StatusCode::CONFLICT),
+            TimestampOutOfWindow(_) => ("timestamp_out_of_window", StatusCode::BAD_REQUEST),
+            UnknownSp(_) => ("unknown_sp", StatusCode::FORBIDDEN),
+            UnregisteredTargetSp(_) => ("unknown_sp", StatusCode::UNPROCESSABLE_ENTITY),
+            Internal(_) => ("internal", StatusCode::INTERNAL_SERVER_ERROR),
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.code_and_status().0
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.code_and_status().1
+    }
+
+    /// Every code with its status, for the OpenAPI description.
+    pub fn catalogue() -> Vec<(&'static str, u16)> {
+        let s = String::new;
+        let all = [
+            ApiError::MalformedRequest(s()),
+            ApiError::UnknownField(s()),
+            ApiError::InvalidDeviceId(s()),
+            ApiError::InvalidAck(s()),
+            ApiError::UnsupportedMediaType(s()),
+            ApiError::BatchTooLarge(s()),
+            ApiError::Unauthenticated(s()),
+            ApiError::UnknownGateway(s()),
+            ApiError::RevokedGateway(s()),
+            ApiError::NotAuthorized(s()),
+            ApiError::UnknownDevice(s()),
+            ApiError::SpRejected(s()),
+            ApiError::SpUnreachable(s()),
+            ApiError::SpTimeout(s()),
+            ApiError::SpBadAnswer(s()),
+            ApiError::RedirectLoop(s()),
+            ApiError::TooManyRedirects(s()),
+            ApiError::BadSignature(s()),
+            ApiError::ReplayedMessage(s()),
+            ApiError::TimestampOutOfWindow(s()),
+            ApiError::UnknownSp(s()),
+            ApiError::UnregisteredTargetSp(s()),
+            ApiError::Internal(s()),
+        ];
+        all.iter().map(|e| (e.code(), e.status().as_u16())).collect()
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        tracing::error!(error = %e, "store failure");
+        ApiError::Internal(format!("storage failure: {e}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (code, status) = self.code_and_status();
+        if status.is_server_error() {
+            tracing::warn!(code, message = %self, "request failed");
+        }
+        let body = ErrorBody { error: code.to_owned(), message: self.to_string() };
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+/// Parses a JSON request body, telling unknown fields apart from other
+/// malformed input.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        let text = e.to_string();
+        if text.starts_with("unknown field") {
+            ApiError::UnknownField(format!("request body: {text}"))
+        } else {
+            ApiError::MalformedRequest(format!("request body is not the expected JSON: {text}"))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Probe {
+        a: u32,
+    }
+
+    #[test]
+    fn tells_unknown_fields_from_malformed_json() {
+        assert_eq!(parse_json::<Probe>(br#"{"a":1,"b":2}"#).unwrap_err().code(), "unknown_field");
+        assert_eq!(parse_json::<Probe>(br#"{"a":"x"}"#).unwrap_err().code(), "malformed_request");
+        assert_eq!(parse_json::<Probe>(b"{").unwrap_err().code(), "malformed_request");
+    }
+
+    #[test]
+    fn codes_are_unique_per_variant_meaning() {
+        let catalogue = ApiError::catalogue();
+        assert!(catalogue.iter().any(|(c, s)| *c == "redirect_loop" && *s == 508));
+        assert!(catalogue.iter().all(|(c, _)| c.chars().all(|ch| ch.is_ascii_lowercase() || ch == '_')));
+    }
+}

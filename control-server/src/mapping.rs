@@ -1,0 +1,112 @@
+//! The mapping table as the resolve path sees it: manufacturer device id →
+//! SP identity, service type, access technology, gateways, timestamps.
+//!
+//! A read-through in-memory cache over the store, because resolve answered
+//! from the table must sustain ≥ 10,000 requests/s: a cached hit costs a hash
+//! lookup, and a resolve writes to the database only when a gateway asks
+//! about a device for the first time. Every committed change invalidates the
+//! devices it touched; a generation counter keeps a reader that loaded a row
+//! before such an invalidation from caching the old row. Entries also expire
+//! after a TTL, so changes committed by another replica are seen.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use crate::store::{MappingRow, Store, StoreError};
+
+/// How long a cached row is trusted before it is re-read.
+pub const CACHE_TTL: Duration = Duration::from_secs(5);
+/// Cache entries before the cache is emptied and refilled on demand.
+pub const CACHE_CAPACITY: usize = 1_000_000;
+
+/// The mapping table with its read-through cache.
+#[derive(Debug, Clone)]
+pub struct MappingTable {
+    store: Store,
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    rows: RwLock<HashMap<String, (Instant, Arc<MappingRow>)>>,
+    generation: AtomicU64,
+}
+
+impl MappingTable {
+    pub fn new(store: Store) -> Self {
+        Self { store, inner: Arc::default() }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The row of `device_id` (canonical EUI text), if the table has it.
+    pub async fn get(&self, device_id: &str) -> Result<Option<Arc<MappingRow>>, StoreError> {
+        {
+            let rows = self.inner.rows.read().unwrap_or_else(|p| p.into_inner());
+            if let Some((at, row)) = rows.get(device_id)
+                && at.elapsed() < CACHE_TTL
+            {
+                return Ok(Some(row.clone()));
+            }
+        }
+        let generation = self.inner.generation.load(Ordering::Acquire);
+        let Some(row) = self.store.mapping(device_id).await? else { return Ok(None) };
+        let row = Arc::new(row);
+        self.cache(row.clone(), generation);
+        Ok(Some(row))
+    }
+
+    fn cache(&self, row: Arc<MappingRow>, generation: u64) {
+        let mut rows = self.inner.rows.write().unwrap_or_else(|p| p.into_inner());
+        if self.inner.generation.load(Ordering::Acquire) != generation {
+            return; // an invalidation happened while we read: don't cache what may be old
+        }
+        if rows.len() >= CACHE_CAPACITY {
+            rows.clear();
+        }
+        rows.insert(row.device_id.clone(), (Instant::now(), row));
+    }
+
+    /// Records that `gateway_id` asks about the device (so pushes for it go
+    /// there). A database write only the first time.
+    pub async fn record_gateway(&self, row: &MappingRow, gateway_id: &str) -> Result<(), StoreError> {
+        if row.gateways.iter().any(|g| g == gateway_id) {
+            return Ok(());
+        }
+        self.store.add_device_gateway(&row.device_id, gateway_id).await?;
+        self.invalidate([row.device_id.as_str()]);
+        Ok(())
+    }
+
+    /// Forgets cached rows after a change to them was committed.
+    pub fn invalidate<'a>(&self, device_ids: impl IntoIterator<Item = &'a str>) {
+        let mut rows = self.inner.rows.write().unwrap_or_else(|p| p.into_inner());
+        self.inner.generation.fetch_add(1, Ordering::AcqRel);
+        for id in device_ids {
+            rows.remove(id);
+        }
+    }
+}
+
+impl MappingTable {
+    /// Applies a change set (one transaction), then forgets the cached rows
+    /// it touched and wakes the outbox readers of every affected gateway.
+    pub async fn apply_changes<F>(
+        &self,
+        set: &crate::store::ChangeSet,
+        authorize: F,
+        notifier: &crate::outbox::Notifier,
+    ) -> Result<crate::store::ChangeOutcome, crate::store::ChangeError>
+    where
+        F: FnOnce(&[(String, Option<String>)]) -> Result<(), String> + Send,
+    {
+        let outcome = self.store.apply_changes(set, authorize).await?;
+        self.invalidate(set.devices.iter().map(String::as_str));
+        notifier.publish(&outcome.gateway_seqs);
+        Ok(outcome)
+    }
+}

@@ -1,0 +1,167 @@
+//! Resolve: a gateway asks which SP a device belongs to.
+//!
+//! While the association is fresher than the policy's `max_age`, the answer
+//! comes from the mapping table without calling anyone. Otherwise the SP
+//! validates it ([`crate::sp_client`]); a confirmation refreshes it, a
+//! redirect that ends in a confirmation moves the device to the new SP (one
+//! transaction: mapping, history, outbox for the device's other gateways),
+//! a rejection or failure is a specific error. An unreachable SP is an error
+//! unless the operator's policy allows the table's stale answer, which is
+//! then marked `"stale": true`. In full-identifier mode the answer also
+//! carries the device's complete SP-bound identifier.
+
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use sp_bound_id::{AccessTechnology, Eui, SpBoundId, SpIdentity};
+
+use crate::clock;
+use crate::error::ApiError;
+use crate::gateway_auth::AuthenticatedGateway;
+use crate::server::ServerState;
+use crate::sp_client::ValidateRequest;
+use crate::store::{ChangeError, ChangeSet, Geo};
+
+/// `POST /v1/resolve` body.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveRequest {
+    pub device_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub geo: Option<Geo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_type: Option<String>,
+    #[serde(default)]
+    pub full_identifier: bool,
+}
+
+/// Where an answer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    Table,
+    Sp,
+}
+
+/// `POST /v1/resolve` answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResolveResponse {
+    pub device_id: String,
+    pub sp: String,
+    pub service_type: Option<String>,
+    pub source: Source,
+    pub validated_at: String,
+    pub identifier: Option<String>,
+    /// True only when the SP could not be reached and policy allowed the table's answer.
+    #[serde(default)]
+    pub stale: bool,
+}
+
+/// Answers one resolve request for an authenticated gateway.
+pub async fn resolve(
+    state: &ServerState,
+    gateway: &AuthenticatedGateway,
+    request: ResolveRequest,
+) -> Result<ResolveResponse, ApiError> {
+    let eui = Eui::from_str(&request.device_id)
+        .map_err(|e| ApiError::InvalidDeviceId(format!("device_id {:?}: {e}", request.device_id)))?;
+    let device_id = eui.to_string();
+    let access = request
+        .access
+        .as_deref()
+        .map(|a| AccessTechnology::from_str(a).map_err(|e| ApiError::MalformedRequest(format!("access: {e}"))))
+        .transpose()?;
+    if let Some(access) = access
+        && !access.accepts(eui.kind())
+    {
+        return Err(ApiError::InvalidDeviceId(format!("{access} devices are not identified by an {}", eui.kind())));
+    }
+    if let Some(subscription) = &request.subscription
+        && subscription != &gateway.id
+    {
+        return Err(ApiError::NotAuthorized(format!(
+            "subscription {subscription:?} is not the authenticated gateway {:?}",
+            gateway.id
+        )));
+    }
+
+    let row = state
+        .mapping
+        .get(&device_id)
+        .await?
+        .ok_or_else(|| ApiError::UnknownDevice(format!("device {device_id} is not in the mapping table")))?;
+    let now = clock::now_ms();
+    let max_age_ms = i64::try_from(state.config.policy.max_age().as_millis()).unwrap_or(i64::MAX);
+    let fresh = now.saturating_sub(row.validated_at) < max_age_ms;
+
+    let (sp, source, validated_at, stale) = if fresh {
+        (row.sp.clone(), Source::Table, row.validated_at, false)
+    } else {
+        let ask = ValidateRequest {
+            device_id: device_id.clone(),
+            service_type: request.service_type.clone().or_else(|| row.service_type.clone()),
+            gateway: gateway.id.clone(),
+            geo: request.geo,
+        };
+        match state.sp_client.validate_chain(&state.store, &row.sp, &ask).await {
+            Ok(confirmed) => {
+                if confirmed.sp != row.sp {
+                    let set = ChangeSet {
+                        message_id: format!("resolve-{}", crate::unsolicited::random_hex(8)),
+                        changed_by: format!("redirect:{}", confirmed.chain.join(">")),
+                        at: now,
+                        new_sp: confirmed.sp.clone(),
+                        service_type: None,
+                        devices: vec![device_id.clone()],
+                        nonce: None,
+                        prune_nonces_before: 0,
+                        push: state.config.push.rule(),
+                    };
+                    state.mapping.apply_changes(&set, |_| Ok(()), &state.notifier).await.map_err(|e| match e {
+                        ChangeError::Store(e) => ApiError::from(e),
+                        other => ApiError::Internal(other.to_string()),
+                    })?;
+                }
+                state.store.mark_validated(&device_id, now, access.map(AccessTechnology::as_str)).await?;
+                state.mapping.invalidate([device_id.as_str()]);
+                (confirmed.sp, Source::Sp, now, false)
+            }
+            Err(e) if e.is_unreachable() && state.config.policy.allow_stale_when_sp_down => {
+                tracing::warn!(device = %device_id, error = %e, "SP unreachable; answering from the table by policy");
+                (row.sp.clone(), Source::Table, row.validated_at, true)
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    state.mapping.record_gateway(&row, &gateway.id).await?;
+
+    let identifier = if request.full_identifier {
+        let access = access.or_else(|| row.access.as_deref().and_then(|a| AccessTechnology::from_str(a).ok()));
+        match access {
+            Some(access) => {
+                let sp_identity = SpIdentity::new(&sp)
+                    .map_err(|e| ApiError::Internal(format!("stored SP identity {sp:?} is invalid: {e}")))?;
+                let id = SpBoundId::new(sp_identity, eui, access)
+                    .map_err(|e| ApiError::InvalidDeviceId(format!("cannot build the identifier: {e}")))?;
+                Some(id.to_string())
+            }
+            None => None,
+        }
+    } else {
+        None
+    };
+
+    Ok(ResolveResponse {
+        device_id,
+        sp,
+        service_type: row.service_type.clone(),
+        source,
+        validated_at: clock::rfc3339(validated_at),
+        identifier,
+        stale,
+    })
+}

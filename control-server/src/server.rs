@@ -1,0 +1,128 @@
+//! Wiring: the shared state of the HTTP handlers, registering what the
+//! configuration lists, and starting the server on a listener.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::clock;
+use crate::config::{Config, parse_public_key};
+use crate::gateway_auth::{GatewayAuth, hash_credential};
+use crate::mapping::MappingTable;
+use crate::outbox::Notifier;
+use crate::sp_client::SpClient;
+use crate::store::{MappingRow, SpRecord, Store, StoreError};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+}
+
+/// Everything a request handler needs.
+#[derive(Debug, Clone)]
+pub struct ServerState {
+    pub store: Store,
+    pub mapping: MappingTable,
+    pub auth: GatewayAuth,
+    pub sp_client: SpClient,
+    pub notifier: Notifier,
+    pub config: Arc<Config>,
+}
+
+impl ServerState {
+    /// Registers the configuration's gateways, SPs and initial mapping in
+    /// `store`, and builds the state.
+    pub async fn new(store: Store, config: Config) -> Result<Self, StartError> {
+        register(&store, &config).await?;
+        Ok(Self {
+            mapping: MappingTable::new(store.clone()),
+            auth: GatewayAuth::new(store.clone(), config.policy.auth_cache_ttl()),
+            sp_client: SpClient::new(config.policy.sp_timeout(), config.policy.max_redirects),
+            notifier: Notifier::default(),
+            store,
+            config: Arc::new(config),
+        })
+    }
+}
+
+/// Writes the gateways, SPs and mapping rows a configuration lists.
+/// Mapping rows already in the table are kept as they are.
+pub async fn register(store: &Store, config: &Config) -> Result<(), StartError> {
+    for gw in &config.gateways {
+        let (salt, hash) = hash_credential(&gw.credential);
+        store.upsert_gateway(&gw.id, &salt, &hash, gw.geo, Some(gw.revoked)).await?;
+    }
+    for sp in &config.sps {
+        let key = parse_public_key(&sp.public_key).map_err(StartError::Config)?;
+        store
+            .upsert_sp(&SpRecord {
+                identity: sp.identity.as_str().to_owned(),
+                base_url: sp.base_url.clone(),
+                public_key: key.to_vec(),
+                may_release: sp.may_release,
+                may_claim: sp.may_claim,
+                may_move_to: sp.may_move_to.clone(),
+            })
+            .await?;
+    }
+    let now = clock::now_ms();
+    let rows: Vec<MappingRow> = config
+        .mappings
+        .iter()
+        .map(|m| MappingRow {
+            device_id: m.device_id.to_string(),
+            sp: m.sp.as_str().to_owned(),
+            service_type: m.service_type.clone(),
+            access: m.access.map(|a| a.as_str().to_owned()),
+            created_at: now,
+            updated_at: now,
+            validated_at: m.validated_at.map(|s| s.saturating_mul(1000)).unwrap_or(now),
+            gateways: m.gateways.clone(),
+        })
+        .collect();
+    if !rows.is_empty() {
+        store.seed_mappings(&rows).await?;
+    }
+    Ok(())
+}
+
+/// A server running on a background task.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub state: ServerState,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// Stops accepting, lets open requests finish (streams are cut).
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
+
+/// Serves the API on `listen` (port 0: any free port; see `addr`).
+pub async fn start(state: ServerState, listen: SocketAddr) -> Result<RunningServer, StartError> {
+    let listener =
+        tokio::net::TcpListener::bind(listen).await.map_err(|source| StartError::Listen { addr: listen, source })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Listen { addr: listen, source })?;
+    let router = crate::api::router(state.clone());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await
+    });
+    Ok(RunningServer { addr, state, shutdown: Some(tx), task })
+}

@@ -1,0 +1,179 @@
+//! Validating an association with its SP, following redirects.
+//!
+//! The control server asks `POST {base_url}/v1/validate` with the device id,
+//! service type, asking gateway and its geo-location. The SP confirms,
+//! rejects, or redirects to another SP; a redirect is validated again with
+//! that SP (which must be registered), up to `max_redirects` hops. A chain
+//! that comes back to an SP it already visited (A → B → A) is a loop and
+//! ends with an error instead of going round. Every call has a timeout.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sp_bound_id::SpIdentity;
+
+use crate::error::ApiError;
+use crate::store::{Geo, Store, StoreError};
+
+/// What the control server sends an SP to validate an association.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidateRequest {
+    pub device_id: String,
+    pub service_type: Option<String>,
+    pub gateway: String,
+    pub geo: Option<Geo>,
+}
+
+/// An SP's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum Verdict {
+    Confirm,
+    Redirect { sp: String },
+    Reject { #[serde(default)] reason: String },
+}
+
+/// Why a validation chain ended without a confirmation.
+#[derive(Debug, thiserror::Error)]
+pub enum ValidationError {
+    #[error("SP {sp} rejected the association: {reason}")]
+    Rejected { sp: String, reason: String },
+    #[error("SP {sp} did not answer within {timeout:?}")]
+    Timeout { sp: String, timeout: Duration },
+    #[error("SP {sp} is unreachable: {detail}")]
+    Unreachable { sp: String, detail: String },
+    #[error("SP {sp} gave an answer that is not a verdict: {detail}")]
+    BadAnswer { sp: String, detail: String },
+    #[error("SP {sp} is not registered with this control server (chain {chain:?})")]
+    Unregistered { sp: String, chain: Vec<String> },
+    #[error("redirect loop: {}", chain.join(" → "))]
+    Loop { chain: Vec<String> },
+    #[error("more than {max} redirects: {}", chain.join(" → "))]
+    TooManyRedirects { max: usize, chain: Vec<String> },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ValidationError {
+    /// Whether the SP could not be asked at all (the case a stale-allowed
+    /// policy covers).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, Self::Timeout { .. } | Self::Unreachable { .. })
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(e: ValidationError) -> Self {
+        let text = e.to_string();
+        match e {
+            ValidationError::Rejected { .. } => ApiError::SpRejected(text),
+            ValidationError::Timeout { .. } => ApiError::SpTimeout(text),
+            ValidationError::Unreachable { .. } => ApiError::SpUnreachable(text),
+            ValidationError::BadAnswer { .. } => ApiError::SpBadAnswer(text),
+            ValidationError::Unregistered { .. } => ApiError::UnregisteredTargetSp(text),
+            ValidationError::Loop { .. } => ApiError::RedirectLoop(text),
+            ValidationError::TooManyRedirects { .. } => ApiError::TooManyRedirects(text),
+            ValidationError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// A confirmed association: the SP that confirmed and the SPs asked on the way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confirmed {
+    pub sp: String,
+    pub chain: Vec<String>,
+}
+
+/// Calls SPs.
+#[derive(Debug, Clone)]
+pub struct SpClient {
+    http: reqwest::Client,
+    timeout: Duration,
+    max_redirects: usize,
+}
+
+impl SpClient {
+    pub fn new(timeout: Duration, max_redirects: usize) -> Self {
+        crate::install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Self { http, timeout, max_redirects }
+    }
+
+    /// One validation call to one SP.
+    pub async fn validate_once(&self, sp: &str, base_url: &str, request: &ValidateRequest) -> Result<Verdict, ValidationError> {
+        let url = format!("{}/v1/validate", base_url.trim_end_matches('/'));
+        let answer = self.http.post(&url).json(request).send().await.map_err(|e| self.call_error(sp, e))?;
+        let status = answer.status();
+        if status.is_server_error() {
+            return Err(ValidationError::Unreachable { sp: sp.to_owned(), detail: format!("HTTP {status}") });
+        }
+        if !status.is_success() {
+            return Err(ValidationError::BadAnswer { sp: sp.to_owned(), detail: format!("HTTP {status}") });
+        }
+        let body = answer.bytes().await.map_err(|e| self.call_error(sp, e))?;
+        serde_json::from_slice(&body).map_err(|e| ValidationError::BadAnswer { sp: sp.to_owned(), detail: e.to_string() })
+    }
+
+    fn call_error(&self, sp: &str, e: reqwest::Error) -> ValidationError {
+        if e.is_timeout() {
+            ValidationError::Timeout { sp: sp.to_owned(), timeout: self.timeout }
+        } else {
+            ValidationError::Unreachable { sp: sp.to_owned(), detail: e.to_string() }
+        }
+    }
+
+    /// Validates with `start` and follows redirects until an SP confirms.
+    pub async fn validate_chain(
+        &self,
+        store: &Store,
+        start: &str,
+        request: &ValidateRequest,
+    ) -> Result<Confirmed, ValidationError> {
+        let mut chain = vec![start.to_owned()];
+        loop {
+            let current = chain.last().cloned().unwrap_or_default();
+            let Some(sp) = store.sp(&current).await? else {
+                return Err(ValidationError::Unregistered { sp: current, chain });
+            };
+            match self.validate_once(&current, &sp.base_url, request).await? {
+                Verdict::Confirm => return Ok(Confirmed { sp: current, chain }),
+                Verdict::Reject { reason } => return Err(ValidationError::Rejected { sp: current, reason }),
+                Verdict::Redirect { sp: next } => {
+                    let next = SpIdentity::new(&next).map_err(|e| ValidationError::BadAnswer {
+                        sp: current.clone(),
+                        detail: format!("redirect to {next:?}: {e}"),
+                    })?;
+                    let looped = chain.iter().any(|s| s == next.as_str());
+                    chain.push(next.as_str().to_owned());
+                    if looped {
+                        return Err(ValidationError::Loop { chain });
+                    }
+                    if chain.len() > self.max_redirects + 1 {
+                        return Err(ValidationError::TooManyRedirects { max: self.max_redirects, chain });
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts_have_the_documented_json() {
+        assert_eq!(serde_json::to_string(&Verdict::Confirm).unwrap(), r#"{"verdict":"confirm"}"#);
+        let redirect: Verdict = serde_json::from_str(r#"{"verdict":"redirect","sp":"sp-two.example"}"#).unwrap();
+        assert_eq!(redirect, Verdict::Redirect { sp: "sp-two.example".into() });
+        let reject: Verdict = serde_json::from_str(r#"{"verdict":"reject"}"#).unwrap();
+        assert_eq!(reject, Verdict::Reject { reason: String::new() });
+        assert!(serde_json::from_str::<Verdict>(r#"{"verdict":"maybe"}"#).is_err());
+    }
+}

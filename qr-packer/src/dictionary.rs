@@ -1,0 +1,238 @@
+//! The zstd dictionaries the halves are compressed with, by id.
+//!
+//! A stripped half is mostly component boilerplate every enrollment app
+//! shares: the WIT types of `transport`, `device` and `assistant`, the
+//! interface names, the adapter shims wit-component adds for lowering
+//! imports, wit-bindgen's glue. A dictionary holding that boilerplate lets
+//! zstd print a reference instead of the bytes.
+//!
+//! The dictionaries are **raw-content** dictionaries: the stripped halves of
+//! the training apps, concatenated (see [`train`]). zstd's trainer
+//! (`ZDICT_trainFromBuffer`) was measured against this on the reference apps
+//! and loses: with a handful of 2–3 KB samples it has too little to pick
+//! segments from, and raw content keeps whole functions and type sections that
+//! match verbatim. The figures are in `BENCHMARKS.md` (leave-one-out: a
+//! dictionary is never measured on an app it was trained on).
+//!
+//! A payload names its dictionary by a one-byte id; readers must have the same
+//! bytes, so a shipped dictionary is never changed, only added. Id 0 means
+//! no dictionary.
+
+use crate::error::{PackError, PayloadError};
+
+/// A compression dictionary and the id a payload names it by.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Dictionary {
+    id: u32,
+    name: String,
+    bytes: std::borrow::Cow<'static, [u8]>,
+}
+
+impl std::fmt::Debug for Dictionary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Dictionary {{ id: {}, name: {:?}, {} bytes }}", self.id, self.name, self.bytes.len())
+    }
+}
+
+/// The shipped dictionaries: (id, file name, bytes). Never edit an entry:
+/// add a new id.
+const SHIPPED: &[(u32, &str, &[u8])] = &[(1, "enroll-v1.zdict", include_bytes!("../dictionaries/enroll-v1.zdict"))];
+
+/// The id payloads are packed with by default.
+pub const CURRENT_ID: u32 = 1;
+
+/// The id meaning "no dictionary".
+pub const NONE_ID: u32 = 0;
+
+impl Dictionary {
+    /// The dictionary new payloads use.
+    pub fn current() -> Self {
+        Self::by_id(CURRENT_ID).unwrap_or_else(Self::none)
+    }
+
+    /// No dictionary at all (id 0).
+    pub fn none() -> Self {
+        Self { id: NONE_ID, name: "none".into(), bytes: std::borrow::Cow::Borrowed(&[]) }
+    }
+
+    /// A shipped dictionary (or id 0, none).
+    pub fn by_id(id: u32) -> Option<Self> {
+        if id == NONE_ID {
+            return Some(Self::none());
+        }
+        SHIPPED
+            .iter()
+            .find(|(i, ..)| *i == id)
+            .map(|(id, name, bytes)| Self { id: *id, name: (*name).into(), bytes: std::borrow::Cow::Borrowed(bytes) })
+    }
+
+    /// A dictionary that is not shipped (a freshly trained one, or a
+    /// leave-one-out one for measurements). Payloads packed with it can only
+    /// be read by a reader given the same dictionary.
+    pub fn custom(id: u32, name: &str, bytes: Vec<u8>) -> Self {
+        Self { id, name: name.into(), bytes: std::borrow::Cow::Owned(bytes) }
+    }
+
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// Every shipped dictionary.
+pub fn shipped() -> Vec<Dictionary> {
+    SHIPPED.iter().filter_map(|(id, ..)| Dictionary::by_id(*id)).collect()
+}
+
+/// The zstd level halves are compressed with (the maximum; it runs once per
+/// product, not per device).
+pub const LEVEL: i32 = 22;
+
+/// Compresses `data` as one magicless zstd frame with no checksum, no content
+/// size and no dictionary id: the signature already protects the bytes, the
+/// size cap bounds the output, and the bundle names the dictionary, so those
+/// 10 bytes of frame header and trailer would be printed for nothing.
+pub fn compress(data: &[u8], dictionary: &Dictionary) -> Result<Vec<u8>, PackError> {
+    use zstd::zstd_safe::{CParameter, FrameFormat};
+    let err = |e: std::io::Error| PackError::Compress(e.to_string());
+    let mut compressor = zstd::bulk::Compressor::with_dictionary(LEVEL, dictionary.bytes()).map_err(err)?;
+    for p in [
+        CParameter::Format(FrameFormat::Magicless),
+        CParameter::ContentSizeFlag(false),
+        CParameter::ChecksumFlag(false),
+        CParameter::DictIdFlag(false),
+        CParameter::WindowLog(WINDOW_LOG_MAX),
+    ] {
+        compressor.set_parameter(p).map_err(err)?;
+    }
+    compressor.compress(data).map_err(err)
+}
+
+/// zstd's window for a frame is at most 2^17 bytes here: more than the
+/// decompressed cap, and it bounds the decoder's memory.
+const WINDOW_LOG_MAX: u32 = 17;
+
+/// zstd's message for a frame whose window exceeds the decoder's limit.
+const WINDOW_TOO_LARGE: &str = "Frame requires too much memory for decoding";
+
+/// Decompresses a frame made by [`compress`], refusing output beyond `max`
+/// bytes. The output buffer is `max + 1` bytes, whatever the frame claims:
+/// a bomb is stopped at the cap, never allocated.
+pub fn decompress(frame: &[u8], dictionary: &Dictionary, max: usize) -> Result<Vec<u8>, PayloadError> {
+    use zstd::zstd_safe::{DCtx, DParameter, FrameFormat, InBuffer, OutBuffer};
+    let zerr = |code: usize| match zstd::zstd_safe::get_error_name(code) {
+        // ZSTD_error_frameParameter_windowTooLarge: the frame asks for a
+        // window beyond WINDOW_LOG_MAX, i.e. more memory than any real
+        // bundle needs.
+        WINDOW_TOO_LARGE => PayloadError::TooLarge { max },
+        name => PayloadError::BadZstd(name.to_owned()),
+    };
+    let mut dctx = DCtx::create();
+    dctx.set_parameter(DParameter::Format(FrameFormat::Magicless)).map_err(zerr)?;
+    dctx.set_parameter(DParameter::WindowLogMax(WINDOW_LOG_MAX)).map_err(zerr)?;
+    dctx.load_dictionary(dictionary.bytes()).map_err(zerr)?;
+    let mut out = Vec::with_capacity(max + 1);
+    let mut input = InBuffer::around(frame);
+    let mut pos = 0usize;
+    loop {
+        let in_before = input.pos();
+        let mut output = OutBuffer::around_pos(&mut out, pos);
+        let hint = dctx.decompress_stream(&mut output, &mut input).map_err(zerr)?;
+        let new_pos = output.pos();
+        if new_pos > max {
+            return Err(PayloadError::TooLarge { max });
+        }
+        if hint == 0 {
+            // The frame is complete: nothing may follow it.
+            if input.pos() != frame.len() {
+                return Err(PayloadError::BadZstd(format!("{} bytes after the frame", frame.len() - input.pos())));
+            }
+            out.truncate(new_pos);
+            return Ok(out);
+        }
+        if new_pos == pos && input.pos() == in_before {
+            // No progress with room left in the output: the input ran out
+            // before the frame did.
+            return Err(PayloadError::BadZstd("the frame is truncated".into()));
+        }
+        pos = new_pos;
+    }
+}
+
+/// One training app: its name and its stripped halves.
+pub struct TrainingApp<'a> {
+    pub name: &'a str,
+    pub phone: &'a [u8],
+    pub device: &'a [u8],
+}
+
+/// Builds a raw-content dictionary from training apps: the halves,
+/// concatenated, device halves last (zstd codes nearer matches, those at the
+/// end of the dictionary, in fewer bits; and the halves are packed phone
+/// first, device last).
+pub fn train(apps: &[TrainingApp<'_>]) -> Vec<u8> {
+    let mut dict = Vec::new();
+    for app in apps {
+        dict.extend_from_slice(app.phone);
+    }
+    for app in apps {
+        dict.extend_from_slice(app.device);
+    }
+    dict
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_with_and_without_a_dictionary() {
+        let data = b"component component component boilerplate".repeat(20);
+        for dict in [Dictionary::none(), Dictionary::custom(9, "t", b"component boilerplate".to_vec())] {
+            let frame = compress(&data, &dict).unwrap();
+            assert!(frame.len() < data.len() / 4);
+            assert_eq!(decompress(&frame, &dict, 4096).unwrap(), data);
+        }
+    }
+
+    #[test]
+    fn a_bomb_stops_at_the_cap() {
+        let zeros = vec![0u8; 8 << 20];
+        let frame = compress(&zeros, &Dictionary::none()).unwrap();
+        assert!(frame.len() < 2048, "{} bytes", frame.len());
+        assert_eq!(decompress(&frame, &Dictionary::none(), 65536), Err(PayloadError::TooLarge { max: 65536 }));
+        // A frame asking for a 128 MiB window is refused before any output.
+        let mut big_window = zstd::bulk::Compressor::new(19).unwrap();
+        big_window.set_parameter(zstd::zstd_safe::CParameter::WindowLog(27)).unwrap();
+        big_window.set_parameter(zstd::zstd_safe::CParameter::Format(zstd::zstd_safe::FrameFormat::Magicless)).unwrap();
+        let frame = big_window.compress(&zeros).unwrap();
+        assert_eq!(decompress(&frame, &Dictionary::none(), 65536), Err(PayloadError::TooLarge { max: 65536 }));
+    }
+
+    #[test]
+    fn garbage_truncation_and_trailing_bytes_are_bad_zstd() {
+        let data = b"hello hello hello world".repeat(10);
+        let frame = compress(&data, &Dictionary::none()).unwrap();
+        assert!(matches!(decompress(&frame[..frame.len() - 2], &Dictionary::none(), 4096), Err(PayloadError::BadZstd(_))));
+        let mut longer = frame.clone();
+        longer.push(0);
+        assert!(matches!(decompress(&longer, &Dictionary::none(), 4096), Err(PayloadError::BadZstd(_))));
+        assert!(matches!(decompress(&[0xff; 16], &Dictionary::none(), 4096), Err(PayloadError::BadZstd(_))));
+    }
+
+    #[test]
+    fn shipped_dictionaries_have_distinct_ids() {
+        let ids: Vec<u32> = shipped().iter().map(Dictionary::id).collect();
+        assert!(ids.contains(&CURRENT_ID) && !ids.contains(&NONE_ID));
+        let mut unique = ids.clone();
+        unique.dedup();
+        assert_eq!(unique, ids);
+    }
+}

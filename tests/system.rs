@@ -1,0 +1,377 @@
+//! The whole system as real processes on loopback: a control server
+//! (SQLite), two SP networks (`sp-sim`), a device agent per device, and a
+//! gateway; labels packed by `qr-packer`. The demo and the end-to-end tests
+//! drive the same [`System`], so the demo is tested.
+//!
+//! Every process is a child that is killed when its [`Service`] is dropped;
+//! each prints `listening on ADDR` first, so ports are chosen free at run time.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+
+use crate::binary;
+
+/// A child process that serves on a loopback port.
+pub struct Service {
+    pub name: String,
+    pub child: Child,
+    pub addr: SocketAddr,
+    output: std::sync::mpsc::Receiver<String>,
+}
+
+impl Service {
+    /// Starts `program args…` and waits for its `listening on ADDR` line.
+    pub fn spawn(name: &str, program: &str, args: &[String], log: Option<&Path>) -> anyhow::Result<Self> {
+        let stderr = match log {
+            Some(path) => Stdio::from(std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?),
+            None => Stdio::inherit(),
+        };
+        let mut child = Command::new(binary(program)?)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .with_context(|| format!("starting {program}"))?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let first = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => line,
+            Err(_) => {
+                let status = child.try_wait().ok().flatten();
+                let _ = child.kill();
+                bail!("{name} ({program}) printed nothing; exit status {status:?}")
+            }
+        };
+        let addr = first
+            .strip_prefix("listening on ")
+            .with_context(|| format!("unexpected first line from {name}: {first}"))?
+            .trim()
+            .parse()
+            .with_context(|| format!("{name}: address in {first:?}"))?;
+        Ok(Self { name: name.into(), child, addr, output: rx })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The next line the process printed, waiting up to `timeout`.
+    pub fn next_line(&self, timeout: Duration) -> anyhow::Result<String> {
+        self.output.recv_timeout(timeout).with_context(|| format!("{} printed nothing more", self.name))
+    }
+
+    /// Kills the process at once (SIGKILL): no clean-up of its own.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Runs a command to completion and returns its stdout; fails with its stderr.
+pub fn run(program: &str, args: &[String]) -> anyhow::Result<String> {
+    let out = Command::new(binary(program)?).args(args).output().with_context(|| format!("running {program}"))?;
+    if !out.status.success() {
+        bail!(
+            "{program} {} failed ({}): {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// One device of the demo.
+#[derive(Debug, Clone)]
+pub struct DeviceSpec {
+    /// The reference app it runs (`wifi-meter`, `zigbee-sensor`).
+    pub app: &'static str,
+    pub device_id: &'static str,
+    pub access: &'static str,
+    /// The SP the control server maps it to at the start.
+    pub sp: &'static str,
+}
+
+/// The demo's devices.
+pub const DEVICES: [DeviceSpec; 2] = [
+    DeviceSpec { app: "wifi-meter", device_id: crate::METER_ID, access: "wifi", sp: SP_ONE },
+    DeviceSpec { app: "zigbee-sensor", device_id: crate::SENSOR_ID, access: "zigbee", sp: SP_ONE },
+];
+
+pub const SP_ONE: &str = "sp-one.example";
+pub const SP_TWO: &str = "sp-two.example";
+pub const GATEWAY_ID: &str = "gw-plant-3";
+const GATEWAY_CREDENTIAL: &str = "gw-plant-3-credential-0f9e";
+pub const MANUFACTURER_KID: &str = "acme-2026";
+
+/// Where everything of one run lives.
+pub struct Paths {
+    pub root: PathBuf,
+}
+
+impl Paths {
+    pub fn new(root: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(root.join("labels"))?;
+        std::fs::create_dir_all(root.join("state"))?;
+        std::fs::create_dir_all(root.join("logs"))?;
+        Ok(Self { root: root.to_owned() })
+    }
+    pub fn state(&self, name: &str) -> PathBuf {
+        self.root.join("state").join(name)
+    }
+    pub fn label(&self, name: &str) -> PathBuf {
+        self.root.join("labels").join(name)
+    }
+    pub fn log(&self, name: &str) -> PathBuf {
+        self.root.join("logs").join(format!("{name}.log"))
+    }
+}
+
+/// The running system.
+pub struct System {
+    pub paths: Paths,
+    pub control: Service,
+    pub sp_one: Service,
+    pub sp_two: Service,
+    pub gateway: Service,
+    pub agents: Vec<(DeviceSpec, Service, PathBuf)>,
+    sp_one_key: PathBuf,
+    http: reqwest::Client,
+}
+
+/// How long one step of the system may take before a test gives up.
+pub const STEP: Duration = Duration::from_secs(30);
+
+impl System {
+    /// Keys, SPs, control server, labels, device agents, gateway: started
+    /// in that order. `say` is told each step.
+    pub async fn start(root: &Path, say: &mut dyn FnMut(&str)) -> anyhow::Result<Self> {
+        let paths = Paths::new(root)?;
+        let s = |p: &Path| p.display().to_string();
+        let t = Instant::now();
+
+        // Keys: the manufacturer's (signs labels), each SP's (signs updates).
+        let maker_key = paths.state("manufacturer.key");
+        let maker_pub = paths.state("manufacturer.pub");
+        run("qr-packer", &args(&["keygen", "--kid", MANUFACTURER_KID, "--out", &s(&maker_key), "--public-out", &s(&maker_pub)]))?;
+        let sp_one_key = paths.state("sp-one.key");
+        let sp_two_key = paths.state("sp-two.key");
+        let sp_one_pub = run("sp-sim", &args(&["keygen", "--out", &s(&sp_one_key)]))?.trim().to_string();
+        let sp_two_pub = run("sp-sim", &args(&["keygen", "--out", &s(&sp_two_key)]))?.trim().to_string();
+        say(&format!("keys: manufacturer {MANUFACTURER_KID}, {SP_ONE}, {SP_TWO} [{} ms]", t.elapsed().as_millis()));
+
+        // Two SP networks.
+        let sp_one = Service::spawn(
+            SP_ONE,
+            "sp-sim",
+            &args(&["serve", "--identity", SP_ONE, "--listen", "127.0.0.1:0", "--key", &s(&sp_one_key)]),
+            Some(&paths.log("sp-one")),
+        )?;
+        let sp_two = Service::spawn(
+            SP_TWO,
+            "sp-sim",
+            &args(&["serve", "--identity", SP_TWO, "--listen", "127.0.0.1:0", "--key", &s(&sp_two_key)]),
+            Some(&paths.log("sp-two")),
+        )?;
+        say(&format!("SP networks: {SP_ONE} at {}, {SP_TWO} at {}", sp_one.addr, sp_two.addr));
+
+        // The control server, on an SQLite file.
+        let mut config = format!(
+            "[policy]\nmax_age_secs = 0\n\n[[gateway]]\nid = \"{GATEWAY_ID}\"\ncredential = \"{GATEWAY_CREDENTIAL}\"\ngeo = {{ lat = 52.37, lon = 4.89 }}\n\n\
+             [[sp]]\nidentity = \"{SP_ONE}\"\nbase_url = \"{}\"\npublic_key = \"{sp_one_pub}\"\nmay_release = true\nmay_move_to = [\"{SP_TWO}\"]\n\n\
+             [[sp]]\nidentity = \"{SP_TWO}\"\nbase_url = \"{}\"\npublic_key = \"{sp_two_pub}\"\nmay_release = true\nmay_move_to = [\"{SP_ONE}\"]\n",
+            sp_one.url(),
+            sp_two.url()
+        );
+        for d in &DEVICES {
+            config.push_str(&format!(
+                "\n[[mapping]]\ndevice_id = \"{}\"\nsp = \"{}\"\nservice_type = \"metering\"\naccess = \"{}\"\ngateways = [\"{GATEWAY_ID}\"]\n",
+                d.device_id, d.sp, d.access
+            ));
+        }
+        let cs_config = paths.state("control-server.toml");
+        std::fs::write(&cs_config, config)?;
+        let database = format!("sqlite://{}", s(&paths.state("control-server.db")));
+        let control = Service::spawn(
+            "control server",
+            "control-server",
+            &args(&["--database", &database, "serve", "--listen", "127.0.0.1:0", "--config", &s(&cs_config)]),
+            Some(&paths.log("control-server")),
+        )?;
+        say(&format!("control server at {} ({})", control.addr, database));
+
+        // Labels, as a manufacturer prints them.
+        for d in &DEVICES {
+            let t = Instant::now();
+            let report = run(
+                "qr-packer",
+                &args(&[
+                    "pack",
+                    "--app",
+                    d.app,
+                    "--key",
+                    &s(&maker_key),
+                    "--device-id",
+                    d.device_id,
+                    "--out",
+                    &s(&paths.label(d.app)),
+                ]),
+            )?;
+            let summary = report.lines().find(|l| l.contains("QR")).unwrap_or("").trim().to_string();
+            say(&format!("label {}.png for {} packed [{} ms] {summary}", d.app, d.device_id, t.elapsed().as_millis()));
+        }
+
+        // The devices, waiting on their local links.
+        let mut agents = Vec::new();
+        for d in &DEVICES {
+            let db = paths.state(&format!("device-{}.sqlite", d.app));
+            let agent = Service::spawn(
+                &format!("device {}", d.device_id),
+                "device-agent",
+                &args(&[
+                    "serve",
+                    "--db",
+                    &s(&db),
+                    "--device-id",
+                    d.device_id,
+                    "--access",
+                    d.access,
+                    "--trust",
+                    &s(&maker_pub),
+                    "--listen",
+                    "127.0.0.1:0",
+                ]),
+                Some(&paths.log(&format!("device-{}", d.app))),
+            )?;
+            say(&format!("device {} ({}) waiting on {}", d.device_id, d.access, agent.addr));
+            agents.push((d.clone(), agent, db));
+        }
+
+        // The gateway.
+        let gateway_config = paths.state("gateway.toml");
+        std::fs::write(
+            &gateway_config,
+            format!(
+                "db = \"gateway.sqlite\"\nidentity_key = \"gateway.key\"\ntrusted_manufacturer_keys = [\"manufacturer.pub\"]\n\
+                 owner = \"ACME Utilities\"\nlocation = \"geo:52.3676,4.9041\"\n\n\
+                 [control_server]\nurl = \"{}\"\ngateway_id = \"{GATEWAY_ID}\"\ncredential = \"{GATEWAY_CREDENTIAL}\"\n\
+                 service_type = \"metering\"\ngeo = {{ lat = 52.37, lon = 4.89 }}\n\n\
+                 [sp_endpoints]\n\"{SP_ONE}\" = \"{}\"\n\"{SP_TWO}\" = \"{}\"\n\n\
+                 [[networks]]\nWifi = {{ ssid = \"plant-3\", passphrase = \"correct horse battery\" }}\n\n\
+                 [[networks]]\nZigbee = {{ pan_id = 6754, extended_pan_id = [221, 221, 221, 221, 221, 221, 221, 221], channel = 15, network_key = [90, 90, 90, 90, 90, 90, 90, 90, 90, 90, 90, 90, 90, 90, 90, 90] }}\n",
+                control.url(),
+                sp_one.url(),
+                sp_two.url()
+            ),
+        )?;
+        let gateway = Service::spawn(
+            "gateway",
+            "gateway",
+            &args(&["serve", "--config", &s(&gateway_config)]),
+            Some(&paths.log("gateway")),
+        )?;
+        say(&format!("gateway {GATEWAY_ID} at {}", gateway.addr));
+
+        Ok(Self { paths, control, sp_one, sp_two, gateway, agents, sp_one_key, http: reqwest::Client::new() })
+    }
+
+    /// The device agent of `device_id`.
+    pub fn agent(&self, device_id: &str) -> anyhow::Result<&(DeviceSpec, Service, PathBuf)> {
+        self.agents.iter().find(|(d, _, _)| d.device_id == device_id).context("no such device")
+    }
+
+    /// Asks the gateway to enroll a device from the photo of its label.
+    pub async fn enroll_from_label(&self, device_id: &str) -> anyhow::Result<Value> {
+        use base64::Engine;
+        let (spec, agent, _) = self.agent(device_id)?;
+        let png = std::fs::read(self.paths.label(&format!("{}.png", spec.app)))?;
+        let body = serde_json::json!({
+            "label_image_base64": base64::engine::general_purpose::STANDARD.encode(png),
+            "device": agent.addr,
+        });
+        let response = self.http.post(format!("{}/v1/enroll", self.gateway.url())).json(&body).send().await?;
+        let status = response.status();
+        let value: Value = response.json().await?;
+        if !status.is_success() {
+            bail!("enrollment of {device_id} failed ({status}): {}", value["message"]);
+        }
+        Ok(value)
+    }
+
+    /// The gateway's record of a device.
+    pub async fn gateway_device(&self, device_id: &str) -> anyhow::Result<Value> {
+        Ok(self.http.get(format!("{}/v1/devices/{device_id}", self.gateway.url())).send().await?.json().await?)
+    }
+
+    /// What the device agent's store holds (read by another process).
+    pub fn device_state(&self, device_id: &str) -> anyhow::Result<Value> {
+        let (_, _, db) = self.agent(device_id)?;
+        let out = run("device-agent", &args(&["show", "--db", &db.display().to_string(), "--device-id", device_id]))?;
+        Ok(serde_json::from_str(&out)?)
+    }
+
+    /// The devices an SP network has had reported to it.
+    pub async fn sp_devices(&self, sp: &Service) -> anyhow::Result<Value> {
+        Ok(self.http.get(format!("{}/v1/devices", sp.url())).send().await?.json().await?)
+    }
+
+    /// SP 1 hands `device_ids` to SP 2 with a signed unsolicited update.
+    pub fn hand_over(&self, device_ids: &[&str]) -> anyhow::Result<String> {
+        run(
+            "sp-sim",
+            &args(&[
+                "move",
+                "--key",
+                &self.sp_one_key.display().to_string(),
+                "--identity",
+                SP_ONE,
+                "--control-server",
+                &self.control.url(),
+                "--new-sp",
+                SP_TWO,
+                "--devices",
+                &device_ids.join(","),
+            ]),
+        )
+    }
+
+    /// Waits until the gateway and the device both hold `expected` for
+    /// `device_id` and the device has been told (no re-bind pending).
+    pub async fn wait_for_identifier(&self, device_id: &str, expected: &str, within: Duration) -> anyhow::Result<(Value, Value)> {
+        let deadline = Instant::now() + within;
+        loop {
+            let gw = self.gateway_device(device_id).await?;
+            let dev = self.device_state(device_id)?;
+            if gw["identifier"] == expected && gw["rebind_pending"] == false && dev["sp_bound_id"] == expected {
+                return Ok((gw, dev));
+            }
+            if Instant::now() > deadline {
+                bail!("{device_id} did not reach {expected}: gateway {gw}, device {dev}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}

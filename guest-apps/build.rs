@@ -28,7 +28,7 @@ use wasmparser::{BinaryReader, Export};
 
 /// The apps, by directory under `apps/`; each has a `phone` and a `device` crate
 /// named `<app>-phone` and `<app>-device`.
-const APPS: &[&str] = &["wifi-meter", "zigbee-sensor", "ethernet-controller"];
+const APPS: &[&str] = &["wifi-meter", "zigbee-sensor", "ethernet-controller", "ble-lock"];
 const HALVES: &[&str] = &["phone", "device"];
 const TARGET: &str = "wasm32-unknown-unknown";
 

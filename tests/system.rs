@@ -149,6 +149,9 @@ impl Paths {
 /// The running system.
 pub struct System {
     pub paths: Paths,
+    control_args: Vec<String>,
+    gateway_args: Vec<String>,
+    fleet: Vec<String>,
     pub control: Service,
     pub sp_one: Service,
     pub sp_two: Service,
@@ -165,6 +168,15 @@ impl System {
     /// Keys, SPs, control server, labels, device agents, gateway: started
     /// in that order. `say` is told each step.
     pub async fn start(root: &Path, say: &mut dyn FnMut(&str)) -> anyhow::Result<Self> {
+        Self::start_with_fleet(root, 0, say).await
+    }
+
+    /// [`System::start`], with `fleet` more Wi-Fi devices mapped to SP 1 and
+    /// this gateway (known to the control server, not running an agent), and
+    /// the gateway applying pushed updates in small batches.
+    pub async fn start_with_fleet(root: &Path, fleet: usize, say: &mut dyn FnMut(&str)) -> anyhow::Result<Self> {
+        // The HTTP client below speaks rustls with the ring provider.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let paths = Paths::new(root)?;
         let s = |p: &Path| p.display().to_string();
         let t = Instant::now();
@@ -172,7 +184,11 @@ impl System {
         // Keys: the manufacturer's (signs labels), each SP's (signs updates).
         let maker_key = paths.state("manufacturer.key");
         let maker_pub = paths.state("manufacturer.pub");
-        run("qr-packer", &args(&["keygen", "--kid", MANUFACTURER_KID, "--out", &s(&maker_key), "--public-out", &s(&maker_pub)]))?;
+        run("qr-packer", &args(&["keygen", "--kid", MANUFACTURER_KID, "--out", &s(&maker_key), "--public", &s(&maker_pub)]))?;
+        // Another manufacturer the gateway also serves (its devices are not here).
+        let other_key = paths.state("other-manufacturer.key");
+        let other_pub = paths.state("other-manufacturer.pub");
+        run("qr-packer", &args(&["keygen", "--kid", "globex-2026", "--out", &s(&other_key), "--public", &s(&other_pub)]))?;
         let sp_one_key = paths.state("sp-one.key");
         let sp_two_key = paths.state("sp-two.key");
         let sp_one_pub = run("sp-sim", &args(&["keygen", "--out", &s(&sp_one_key)]))?.trim().to_string();
@@ -208,13 +224,20 @@ impl System {
                 d.device_id, d.sp, d.access
             ));
         }
+        let fleet_ids: Vec<String> = (0..fleet).map(|n| format!("AC-DE-48-01-{:02X}-{:02X}", n / 256, n % 256)).collect();
+        for id in &fleet_ids {
+            config.push_str(&format!(
+                "\n[[mapping]]\ndevice_id = \"{id}\"\nsp = \"{SP_ONE}\"\naccess = \"wifi\"\ngateways = [\"{GATEWAY_ID}\"]\n"
+            ));
+        }
         let cs_config = paths.state("control-server.toml");
         std::fs::write(&cs_config, config)?;
         let database = format!("sqlite://{}", s(&paths.state("control-server.db")));
+        let control_args = args(&["--database", &database, "serve", "--config", &s(&cs_config), "--listen"]);
         let control = Service::spawn(
             "control server",
             "control-server",
-            &args(&["--database", &database, "serve", "--listen", "127.0.0.1:0", "--config", &s(&cs_config)]),
+            &[control_args.clone(), args(&["127.0.0.1:0"])].concat(),
             Some(&paths.log("control-server")),
         )?;
         say(&format!("control server at {} ({})", control.addr, database));
@@ -232,8 +255,10 @@ impl System {
                     &s(&maker_key),
                     "--device-id",
                     d.device_id,
-                    "--out",
-                    &s(&paths.label(d.app)),
+                    "--out-dir",
+                    &s(&paths.root.join("labels")),
+                    "--name",
+                    d.app,
                 ]),
             )?;
             let summary = report.lines().find(|l| l.contains("QR")).unwrap_or("").trim().to_string();
@@ -271,27 +296,179 @@ impl System {
         std::fs::write(
             &gateway_config,
             format!(
-                "db = \"gateway.sqlite\"\nidentity_key = \"gateway.key\"\ntrusted_manufacturer_keys = [\"manufacturer.pub\"]\n\
+                "db = \"gateway.sqlite\"\nidentity_key = \"gateway.key\"\n\
+                 trusted_manufacturer_keys = [\"manufacturer.pub\", \"other-manufacturer.pub\"]\n{}\
                  owner = \"ACME Utilities\"\nlocation = \"geo:52.3676,4.9041\"\n\n\
                  [control_server]\nurl = \"{}\"\ngateway_id = \"{GATEWAY_ID}\"\ncredential = \"{GATEWAY_CREDENTIAL}\"\n\
                  service_type = \"metering\"\ngeo = {{ lat = 52.37, lon = 4.89 }}\n\n\
                  [sp_endpoints]\n\"{SP_ONE}\" = \"{}\"\n\"{SP_TWO}\" = \"{}\"\n\n\
                  [[networks]]\nWifi = {{ ssid = \"plant-3\", passphrase = \"correct horse battery\" }}\n\n\
                  [[networks]]\nZigbee = {{ pan_id = 6754, extended_pan_id = [221, 221, 221, 221, 221, 221, 221, 221], channel = 15, network_key = [90, 90, 90, 90, 90, 90, 90, 90, 90, 90, 90, 90, 90, 90, 90, 90] }}\n",
+                if fleet > 0 { "max_update_batch = 50\n" } else { "" },
                 control.url(),
                 sp_one.url(),
                 sp_two.url()
             ),
         )?;
-        let gateway = Service::spawn(
-            "gateway",
-            "gateway",
-            &args(&["serve", "--config", &s(&gateway_config)]),
-            Some(&paths.log("gateway")),
-        )?;
+        let gateway_args = args(&["serve", "--config", &s(&gateway_config)]);
+        let gateway = Service::spawn("gateway", "gateway", &gateway_args, Some(&paths.log("gateway")))?;
         say(&format!("gateway {GATEWAY_ID} at {}", gateway.addr));
 
-        Ok(Self { paths, control, sp_one, sp_two, gateway, agents, sp_one_key, http: reqwest::Client::new() })
+        Ok(Self {
+            paths,
+            control_args,
+            gateway_args,
+            fleet: fleet_ids,
+            control,
+            sp_one,
+            sp_two,
+            gateway,
+            agents,
+            sp_one_key,
+            http: reqwest::Client::new(),
+        })
+    }
+
+    /// Starts one device-agent process simulating every device of the fleet
+    /// (each on its own port); returns the fleet's devices and addresses.
+    pub fn spawn_fleet_agent(&mut self) -> anyhow::Result<(Service, Vec<(String, SocketAddr)>)> {
+        let first = self.fleet.first().context("no fleet")?.clone();
+        let db = self.paths.state("fleet.sqlite");
+        let agent = Service::spawn(
+            "fleet",
+            "device-agent",
+            &args(&[
+                "serve",
+                "--db",
+                &db.display().to_string(),
+                "--device-id",
+                &first,
+                "--access",
+                "wifi",
+                "--trust",
+                &self.paths.state("manufacturer.pub").display().to_string(),
+                "--fleet",
+                &self.fleet.len().to_string(),
+            ]),
+            Some(&self.paths.log("fleet")),
+        )?;
+        let mut devices = Vec::new();
+        for _ in 0..self.fleet.len() {
+            let line = agent.next_line(STEP)?;
+            let (id, addr) = line
+                .strip_prefix("device ")
+                .and_then(|rest| rest.split_once(" at "))
+                .with_context(|| format!("unexpected line from the fleet agent: {line}"))?;
+            devices.push((id.to_string(), addr.parse()?));
+        }
+        Ok((agent, devices))
+    }
+
+    /// Asks the gateway to enroll the device at `device` with a label's text.
+    pub async fn enroll_text(&self, label_text: &str, device: SocketAddr) -> anyhow::Result<Value> {
+        let body = serde_json::json!({ "label_text": label_text, "device": device });
+        let response = self.http.post(format!("{}/v1/enroll", self.gateway.url())).json(&body).send().await?;
+        let status = response.status();
+        let value: Value = response.json().await?;
+        if !status.is_success() {
+            bail!("enrollment failed ({status}): {}", value["message"]);
+        }
+        Ok(value)
+    }
+
+    /// The extra devices of [`System::start_with_fleet`].
+    pub fn fleet_ids(&self) -> Vec<String> {
+        self.fleet.clone()
+    }
+
+    /// Starts the control server again on the same address and database.
+    pub fn restart_control_server(&mut self) -> anyhow::Result<()> {
+        self.control.kill();
+        let addr = self.control.addr.to_string();
+        let log = self.paths.log("control-server-2");
+        self.control = Service::spawn(
+            "control server",
+            "control-server",
+            &[self.control_args.clone(), vec![addr]].concat(),
+            Some(&log),
+        )?;
+        Ok(())
+    }
+
+    /// Starts the gateway again (same store, same configuration).
+    pub fn restart_gateway(&mut self) -> anyhow::Result<()> {
+        self.gateway.kill();
+        let log = self.paths.log("gateway-2");
+        self.gateway = Service::spawn("gateway", "gateway", &self.gateway_args, Some(&log))?;
+        Ok(())
+    }
+
+    /// Sets how an SP network answers validations of `device_id`
+    /// (`confirm`, `redirect:<sp>`, `reject`, `slow:<ms>`, `down`).
+    pub async fn set_sp_behaviour(&self, sp: &str, device_id: &str, verdict: &str) -> anyhow::Result<()> {
+        let service = if sp == SP_ONE { &self.sp_one } else { &self.sp_two };
+        let response = self
+            .http
+            .post(format!("{}/admin/verdict", service.url()))
+            .json(&serde_json::json!({ "device_id": device_id, "verdict": verdict }))
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            bail!("{sp} refused the verdict: {}", response.text().await?);
+        }
+        Ok(())
+    }
+
+    /// Packs a label of another manufacturer (one the gateway trusts but the
+    /// device does not) for `device_id`.
+    pub fn pack_foreign_label(&self, app: &str, device_id: &str) -> anyhow::Result<()> {
+        let key = self.paths.state("other-manufacturer.key");
+        run(
+            "qr-packer",
+            &args(&[
+                "pack",
+                "--app",
+                app,
+                "--key",
+                &key.display().to_string(),
+                "--device-id",
+                device_id,
+                "--out-dir",
+                &self.paths.root.join("labels").display().to_string(),
+                "--name",
+                "foreign",
+            ]),
+        )?;
+        Ok(())
+    }
+
+    /// Enrolls `device_id` with the label of [`System::pack_foreign_label`].
+    pub async fn enroll_from_foreign_label(&self, device_id: &str) -> anyhow::Result<Value> {
+        self.enroll_with_png(device_id, &self.paths.label("foreign.png")).await
+    }
+
+    /// The gateway's update-stream position and health.
+    pub async fn gateway_stream(&self) -> anyhow::Result<Value> {
+        Ok(self.http.get(format!("{}/v1/stream", self.gateway.url())).send().await?.json().await?)
+    }
+
+    /// Reads the gateway's store file directly: its stream position, and how
+    /// many of `devices` are on SP 2 and how many still on SP 1 (or unknown).
+    pub async fn gateway_store_split(&self, devices: &[String]) -> anyhow::Result<(u64, usize, usize)> {
+        let store = runtime::gateway::store::GatewayStore::open(&self.paths.state("gateway.sqlite"))?;
+        let last_seq = store.last_seq().await?;
+        let known = store.devices().await?;
+        let mut moved = 0;
+        let mut old = 0;
+        for id in devices {
+            let device = known.iter().find(|d| d.device_id.to_string() == *id);
+            match device.and_then(|d| d.sp.as_ref()).map(|sp| sp.as_str()) {
+                Some(SP_TWO) => moved += 1,
+                Some(SP_ONE) | None => old += 1,
+                Some(other) => bail!("{id} is on {other}"),
+            }
+        }
+        Ok((last_seq, moved, old))
     }
 
     /// The device agent of `device_id`.
@@ -301,9 +478,14 @@ impl System {
 
     /// Asks the gateway to enroll a device from the photo of its label.
     pub async fn enroll_from_label(&self, device_id: &str) -> anyhow::Result<Value> {
+        let (spec, _, _) = self.agent(device_id)?;
+        self.enroll_with_png(device_id, &self.paths.label(&format!("{}.png", spec.app))).await
+    }
+
+    async fn enroll_with_png(&self, device_id: &str, label: &Path) -> anyhow::Result<Value> {
         use base64::Engine;
-        let (spec, agent, _) = self.agent(device_id)?;
-        let png = std::fs::read(self.paths.label(&format!("{}.png", spec.app)))?;
+        let (_, agent, _) = self.agent(device_id)?;
+        let png = std::fs::read(label).with_context(|| format!("reading {}", label.display()))?;
         let body = serde_json::json!({
             "label_image_base64": base64::engine::general_purpose::STANDARD.encode(png),
             "device": agent.addr,

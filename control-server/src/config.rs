@@ -11,6 +11,7 @@
 //! message_window_secs = 300        # accepted clock skew of signed SP messages
 //! max_batch = 100000               # devices per unsolicited message
 //! auth_cache_ttl_ms = 1000         # how long a verified gateway credential is trusted without a DB read
+//! mapping_cache_ttl_ms = 60000     # how long a cached mapping row is trusted (other replicas' changes)
 //!
 //! [push]
 //! mode = "associated"              # "associated": to gateways recorded against the device; "none"
@@ -83,6 +84,10 @@ pub struct Policy {
     pub message_window_secs: u64,
     pub max_batch: usize,
     pub auth_cache_ttl_ms: u64,
+    /// How long a cached mapping row is trusted before it is re-read. Changes
+    /// made through this process invalidate at once; this bounds how long a
+    /// change made by another replica (PostgreSQL) can go unseen.
+    pub mapping_cache_ttl_ms: u64,
     /// Acknowledged outbox entries are pruned once older than this.
     pub outbox_retention_secs: u64,
 }
@@ -97,6 +102,7 @@ impl Default for Policy {
             message_window_secs: 300,
             max_batch: 100_000,
             auth_cache_ttl_ms: 1_000,
+            mapping_cache_ttl_ms: 60_000,
             outbox_retention_secs: 86_400,
         }
     }
@@ -108,6 +114,9 @@ impl Policy {
     }
     pub fn sp_timeout(&self) -> Duration {
         Duration::from_millis(self.sp_timeout_ms)
+    }
+    pub fn mapping_cache_ttl(&self) -> Duration {
+        Duration::from_millis(self.mapping_cache_ttl_ms)
     }
     pub fn auth_cache_ttl(&self) -> Duration {
         Duration::from_millis(self.auth_cache_ttl_ms)

@@ -7,7 +7,8 @@
 //! about a device for the first time. Every committed change invalidates the
 //! devices it touched; a generation counter keeps a reader that loaded a row
 //! before such an invalidation from caching the old row. Entries also expire
-//! after a TTL, so changes committed by another replica are seen.
+//! after a TTL (`policy.mapping_cache_ttl_ms`), so changes committed by
+//! another replica are seen.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,8 +17,6 @@ use std::time::{Duration, Instant};
 
 use crate::store::{MappingRow, Store, StoreError};
 
-/// How long a cached row is trusted before it is re-read.
-pub const CACHE_TTL: Duration = Duration::from_secs(5);
 /// Cache entries before the cache is emptied and refilled on demand.
 pub const CACHE_CAPACITY: usize = 1_000_000;
 
@@ -25,6 +24,7 @@ pub const CACHE_CAPACITY: usize = 1_000_000;
 #[derive(Debug, Clone)]
 pub struct MappingTable {
     store: Store,
+    ttl: Duration,
     inner: Arc<Inner>,
 }
 
@@ -35,8 +35,9 @@ struct Inner {
 }
 
 impl MappingTable {
-    pub fn new(store: Store) -> Self {
-        Self { store, inner: Arc::default() }
+    /// A table over `store` whose cached rows are re-read after `ttl`.
+    pub fn new(store: Store, ttl: Duration) -> Self {
+        Self { store, ttl, inner: Arc::default() }
     }
 
     pub fn store(&self) -> &Store {
@@ -48,7 +49,7 @@ impl MappingTable {
         {
             let rows = self.inner.rows.read().unwrap_or_else(|p| p.into_inner());
             if let Some((at, row)) = rows.get(device_id)
-                && at.elapsed() < CACHE_TTL
+                && at.elapsed() < self.ttl
             {
                 return Ok(Some(row.clone()));
             }

@@ -40,7 +40,7 @@ impl ServerState {
     pub async fn new(store: Store, config: Config) -> Result<Self, StartError> {
         register(&store, &config).await?;
         Ok(Self {
-            mapping: MappingTable::new(store.clone()),
+            mapping: MappingTable::new(store.clone(), config.policy.mapping_cache_ttl()),
             auth: GatewayAuth::new(store.clone(), config.policy.auth_cache_ttl()),
             sp_client: SpClient::new(config.policy.sp_timeout(), config.policy.max_redirects),
             notifier: Notifier::default(),

@@ -202,6 +202,7 @@ fn authorize(
 
 /// Verifies and applies one message (`POST /v1/sp/associations`).
 pub async fn accept(state: &ServerState, body: &[u8]) -> Result<MoveAck, ApiError> {
+    let started = std::time::Instant::now();
     let sign1 = parse_cose(body)?;
     let kid = key_id(&sign1)?;
     let sender = state
@@ -275,6 +276,7 @@ pub async fn accept(state: &ServerState, body: &[u8]) -> Result<MoveAck, ApiErro
         push: state.config.push.rule(),
     };
     let new_sp_text = set.new_sp.clone();
+    tracing::debug!(elapsed = ?started.elapsed(), devices = device_count, "message verified and decoded");
     let outcome = state
         .mapping
         .apply_changes(&set, |current| authorize(&sender, &new_sp_text, current), &state.notifier)

@@ -68,8 +68,12 @@ pub const ZIGBEE_SENSOR: AppPair = app_pair!("zigbee-sensor");
 /// provider.
 pub const ETHERNET_CONTROLLER: AppPair = app_pair!("ethernet-controller");
 
+/// A Bluetooth LE smart lock (EUI-48): it joins no network; the phone hands
+/// it its owner and its service provider.
+pub const BLE_LOCK: AppPair = app_pair!("ble-lock");
+
 /// Every reference application.
-pub const ALL: &[AppPair] = &[WIFI_METER, ZIGBEE_SENSOR, ETHERNET_CONTROLLER];
+pub const ALL: &[AppPair] = &[WIFI_METER, ZIGBEE_SENSOR, ETHERNET_CONTROLLER, BLE_LOCK];
 
 #[cfg(test)]
 mod tests {

@@ -38,7 +38,7 @@ impl Halves {
     /// little-endian. Lengths last, not first: a header between the halves
     /// would break zstd's matches against the dictionary, which holds halves
     /// back to back (measured: 7–9 bytes more than CBOR framing).
-    pub(crate) fn to_bytes(&self) -> Result<Vec<u8>, PackError> {
+    pub fn to_bytes(&self) -> Result<Vec<u8>, PackError> {
         let len16 = |half: &'static str, b: &[u8]| {
             u16::try_from(b.len()).map_err(|_| PackError::HalfTooLarge { half, len: b.len() })
         };
@@ -51,7 +51,7 @@ impl Halves {
         Ok(out)
     }
 
-    pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Self, PayloadError> {
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, PayloadError> {
         let bad = |why: String| PayloadError::MalformedBundle(format!("halves: {why}"));
         let Some(body_len) = bytes.len().checked_sub(TRAILER) else {
             return Err(bad(format!("{} bytes, shorter than the {TRAILER}-byte trailer", bytes.len())));
@@ -85,8 +85,9 @@ pub(crate) struct RawBundle {
     pub halves: Vec<u8>,
 }
 
-/// Encodes the bundle (what gets signed).
-pub(crate) fn encode(version: u16, dictionary: u32, manifest: Value, compressed_halves: &[u8]) -> Vec<u8> {
+/// Encodes the bundle (what gets signed). Public for test vectors, which
+/// need bundles with any version, dictionary or halves.
+pub fn encode(version: u16, dictionary: u32, manifest: Value, compressed_halves: &[u8]) -> Vec<u8> {
     let bundle = Value::Array(vec![
         Value::from(version),
         Value::from(dictionary),

@@ -13,9 +13,12 @@
 //! | prefix + base45 | [`text`] |
 //! | QR code: PNG, SVG, terminal; reading a photo | [`label`] |
 //! | every error, one variant per stage | [`error`] |
+//! | size report: every stage, naive size side by side | [`report`] |
+//! | one payload per device of a CSV, in parallel | [`batch`] |
 //!
 //! The byte layout is in `FORMAT.md`.
 
+pub mod batch;
 pub mod bundle;
 pub mod check;
 pub mod dictionary;
@@ -23,6 +26,7 @@ pub mod error;
 pub mod label;
 pub mod manifest;
 pub mod payload;
+pub mod report;
 pub mod sign;
 pub mod strip;
 pub mod text;

@@ -1,1 +1,552 @@
-fn main(){}
+//! `qr-packer`: the manufacturer's tool for enrollment labels, and a checker
+//! for them. See `qr-packer --help` and `qr-packer/FORMAT.md`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use qr_packer::batch::{self, Images};
+use qr_packer::report::{SizeReport, naive_size};
+use qr_packer::{
+    Dictionary, Ec, Halves, Label, Manifest, ManufacturerKey, PayloadError, PreparedApp, SignedPayload, TrustedKeys,
+    dictionary, read_label_image,
+};
+
+#[derive(Parser)]
+#[command(name = "qr-packer", version, about = "Signed, compressed, base45 QR enrollment payloads that fit one printable code")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate a manufacturer signing key pair (a signing key file and a public key file).
+    Keygen(KeygenArgs),
+    /// Pack one device's payload: text, PNG and SVG label, and a size report.
+    Pack(PackArgs),
+    /// Pack one payload and label per device of a CSV, in parallel.
+    Batch(BatchArgs),
+    /// Decode a payload (text or label image) and show manifest, signer and sizes.
+    Inspect(InspectArgs),
+    /// Check a payload against trusted manufacturer keys (exit 0 only if it verifies).
+    Verify(VerifyArgs),
+    /// Render payload text as a PNG, SVG or terminal QR code.
+    Render(RenderArgs),
+    /// Retrain the compression dictionary from the reference guest apps.
+    TrainDict(TrainDictArgs),
+}
+
+#[derive(Args)]
+struct KeygenArgs {
+    /// The key id readers will know the key by (A-Z a-z 0-9 . _ -, at most 32 bytes; short: it is printed on every label).
+    #[arg(long)]
+    kid: String,
+    /// Where to write the signing key (mode 0600).
+    #[arg(long)]
+    out: PathBuf,
+    /// Where to write the public key for readers (default: <out>.pub.json).
+    #[arg(long)]
+    public: Option<PathBuf>,
+    /// Overwrite existing files.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args)]
+struct HalvesArgs {
+    /// A built-in reference app (wifi-meter, zigbee-sensor, ethernet-controller) instead of --phone/--device.
+    #[arg(long, conflicts_with_all = ["phone", "device"])]
+    app: Option<String>,
+    /// The phone half (a component of world phone-half).
+    #[arg(long, requires = "device")]
+    phone: Option<PathBuf>,
+    /// The device half (a component of world device-half).
+    #[arg(long, requires = "phone")]
+    device: Option<PathBuf>,
+    /// An operational application or configuration to install after enrollment.
+    #[arg(long)]
+    operational: Option<PathBuf>,
+    /// Dictionary id to compress with (0: none).
+    #[arg(long, default_value_t = dictionary::CURRENT_ID)]
+    dictionary: u32,
+}
+
+#[derive(Args)]
+struct ManifestArgs {
+    /// A manifest file, TOML or JSON (by extension); flags override its fields.
+    #[arg(long)]
+    manifest: Option<PathBuf>,
+    #[arg(long)]
+    app_id: Option<String>,
+    #[arg(long)]
+    app_version: Option<String>,
+    #[arg(long)]
+    manufacturer: Option<String>,
+    #[arg(long)]
+    product: Option<String>,
+    /// wifi, zigbee, thread, ble, lorawan, ethernet, cellular.
+    #[arg(long)]
+    access: Option<String>,
+    /// A capability the halves use (repeatable), e.g. device.configure-network.
+    #[arg(long = "capability")]
+    capabilities: Vec<String>,
+    /// Per-device parameter NAME=VALUE (repeatable).
+    #[arg(long = "param", value_parser = parse_param)]
+    params: Vec<(String, String)>,
+}
+
+#[derive(Args)]
+struct LabelArgs {
+    /// Error-correction level: L, M, Q or H.
+    #[arg(long, default_value = "M")]
+    ec: Ec,
+    /// Pixels per QR module in the PNG.
+    #[arg(long, default_value_t = 4)]
+    scale: u32,
+}
+
+#[derive(Args)]
+struct PackArgs {
+    #[command(flatten)]
+    halves: HalvesArgs,
+    #[command(flatten)]
+    manifest: ManifestArgs,
+    /// The device id, canonical EUI text (AC-DE-48-00-00-80).
+    #[arg(long)]
+    device_id: Option<String>,
+    /// A one-time secret for this device, hex.
+    #[arg(long)]
+    secret: Option<String>,
+    /// The manufacturer signing key file.
+    #[arg(long)]
+    key: PathBuf,
+    /// Directory for <name>.txt, <name>.png, <name>.svg.
+    #[arg(long, default_value = ".")]
+    out_dir: PathBuf,
+    /// Base name of the output files (default: the device id, or the app id).
+    #[arg(long)]
+    name: Option<String>,
+    #[command(flatten)]
+    label: LabelArgs,
+    /// Print the size report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct BatchArgs {
+    #[command(flatten)]
+    halves: HalvesArgs,
+    #[command(flatten)]
+    manifest: ManifestArgs,
+    /// CSV with a header: device_id[,one_time_secret][,other columns become parameters].
+    #[arg(long)]
+    csv: PathBuf,
+    #[arg(long)]
+    key: PathBuf,
+    #[arg(long)]
+    out_dir: PathBuf,
+    /// Payload text only, no PNG/SVG labels.
+    #[arg(long)]
+    no_images: bool,
+    /// Also write an SVG per device.
+    #[arg(long)]
+    svg: bool,
+    #[command(flatten)]
+    label: LabelArgs,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    jobs: Option<usize>,
+}
+
+#[derive(Args)]
+struct TrustArgs {
+    /// A trusted manufacturer public key file (repeatable).
+    #[arg(long = "trusted")]
+    trusted: Vec<PathBuf>,
+    /// A directory of trusted public key files (*.json).
+    #[arg(long)]
+    trusted_dir: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct InspectArgs {
+    /// A payload text file, a label image (PNG/JPEG), or the text itself (EN1:...).
+    input: String,
+    #[command(flatten)]
+    trust: TrustArgs,
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    /// A payload text file, a label image (PNG/JPEG), or the text itself (EN1:...).
+    input: String,
+    #[command(flatten)]
+    trust: TrustArgs,
+}
+
+#[derive(Args)]
+struct RenderArgs {
+    /// A payload text file or the text itself.
+    input: String,
+    #[arg(long)]
+    png: Option<PathBuf>,
+    #[arg(long)]
+    svg: Option<PathBuf>,
+    /// Print the code to the terminal.
+    #[arg(long)]
+    terminal: bool,
+    #[command(flatten)]
+    label: LabelArgs,
+}
+
+#[derive(Args)]
+struct TrainDictArgs {
+    /// Where to write the dictionary.
+    #[arg(long, default_value = "qr-packer/dictionaries/enroll-v1.zdict")]
+    out: PathBuf,
+    /// Leave this reference app out of the training set.
+    #[arg(long)]
+    leave_out: Option<String>,
+}
+
+fn parse_param(s: &str) -> Result<(String, String), String> {
+    s.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| format!("{s:?} is not NAME=VALUE"))
+}
+
+/// Exit statuses of `verify`: 0 verified; 2 usage or I/O; 3 image; 10 + the
+/// failed stage's position (10 prefix … 19 bundle).
+fn exit_code(error: &PayloadError) -> u8 {
+    match error.stage() {
+        Some(stage) => 10 + qr_packer::Stage::ALL.iter().position(|s| *s == stage).unwrap_or(0) as u8,
+        None => 3,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Keygen(args) => keygen(args),
+        Command::Pack(args) => pack(args),
+        Command::Batch(args) => batch_cmd(args),
+        Command::Inspect(args) => inspect(args),
+        Command::Verify(args) => verify(args),
+        Command::Render(args) => render(args),
+        Command::TrainDict(args) => train_dict(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            if let Some(e) = error.downcast_ref::<PayloadError>() {
+                return ExitCode::from(exit_code(e));
+            }
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn keygen(args: KeygenArgs) -> Result<ExitCode> {
+    let public = args.public.clone().unwrap_or_else(|| args.out.with_extension("pub.json"));
+    for path in [&args.out, &public] {
+        if path.exists() && !args.force {
+            bail!("{} exists (use --force to overwrite)", path.display());
+        }
+    }
+    let key = ManufacturerKey::generate(&args.kid)?;
+    key.to_file(&args.out)?;
+    key.public_to_file(&public)?;
+    println!("signing key {} (kid {:?}), public key {}", args.out.display(), key.kid(), public.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The halves to pack and the manifest defaults a reference app implies.
+fn load_halves(args: &HalvesArgs) -> Result<(Halves, Option<Manifest>)> {
+    let operational = args.operational.as_ref().map(|p| read(p)).transpose()?;
+    if let Some(name) = &args.app {
+        let Some(app) = enrollment_apps::ALL.iter().find(|a| a.name == name) else {
+            let names: Vec<_> = enrollment_apps::ALL.iter().map(|a| a.name).collect();
+            bail!("no reference app {name:?}; there are {}", names.join(", "));
+        };
+        let defaults = qr_packer::manifest::reference(app)?;
+        return Ok((Halves { phone: app.phone.to_vec(), device: app.device.to_vec(), operational }, Some(defaults)));
+    }
+    match (&args.phone, &args.device) {
+        (Some(phone), Some(device)) => Ok((Halves { phone: read(phone)?, device: read(device)?, operational }, None)),
+        _ => bail!("give --app NAME, or --phone and --device"),
+    }
+}
+
+fn load_manifest(args: &ManifestArgs, defaults: Option<Manifest>) -> Result<Manifest> {
+    let mut m = match (&args.manifest, defaults) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            if path.extension().is_some_and(|e| e == "json") {
+                serde_json::from_str(&text).with_context(|| format!("{}: not a manifest", path.display()))?
+            } else {
+                toml::from_str(&text).with_context(|| format!("{}: not a manifest", path.display()))?
+            }
+        }
+        (None, Some(defaults)) => defaults,
+        (None, None) => Manifest {
+            format_version: qr_packer::FORMAT_VERSION,
+            app_id: String::new(),
+            app_version: String::new(),
+            manufacturer: String::new(),
+            product: String::new(),
+            access: String::new(),
+            capabilities: Vec::new(),
+            device_id: None,
+            one_time_secret: None,
+            params: BTreeMap::new(),
+        },
+    };
+    let set = |field: &mut String, value: &Option<String>| {
+        if let Some(v) = value {
+            *field = v.clone();
+        }
+    };
+    set(&mut m.app_id, &args.app_id);
+    set(&mut m.app_version, &args.app_version);
+    set(&mut m.manufacturer, &args.manufacturer);
+    set(&mut m.product, &args.product);
+    set(&mut m.access, &args.access);
+    m.capabilities.extend(args.capabilities.iter().cloned());
+    m.params.extend(args.params.iter().cloned());
+    Ok(m)
+}
+
+fn prepare(args: &HalvesArgs) -> Result<(PreparedApp, Option<Manifest>, usize)> {
+    let (halves, defaults) = load_halves(args)?;
+    let naive = naive_size(&halves.phone, &halves.device);
+    let dictionary = Dictionary::by_id(args.dictionary)
+        .with_context(|| format!("no shipped dictionary has id {}", args.dictionary))?;
+    let app = PreparedApp::prepare(halves, &dictionary).context("refusing to pack these halves")?;
+    Ok((app, defaults, naive))
+}
+
+fn pack(args: PackArgs) -> Result<ExitCode> {
+    let key = ManufacturerKey::from_file(&args.key)?;
+    let (app, defaults, naive) = prepare(&args.halves)?;
+    let mut manifest = load_manifest(&args.manifest, defaults)?;
+    if args.device_id.is_some() {
+        manifest.device_id = args.device_id.clone();
+    }
+    if let Some(secret) = &args.secret {
+        manifest.one_time_secret = Some(hex::decode(secret).context("--secret is not hex")?);
+    }
+    if manifest.capabilities.is_empty() {
+        manifest.capabilities = app.capabilities();
+    }
+    let payload = app.seal(&manifest, &key)?;
+    let report = SizeReport::new(&app, &payload, naive, args.label.ec);
+    let text = payload.to_text();
+    let Ok(label) = Label::new(&text, args.label.ec) else {
+        bail!(
+            "the payload does not fit a QR code of version 40 at error correction {:?}:\n{}what to change: {}",
+            args.label.ec,
+            report.table(),
+            report.advice()
+        );
+    };
+    let name = args.name.clone().or_else(|| manifest.device_id.clone()).unwrap_or_else(|| manifest.app_id.clone());
+    std::fs::create_dir_all(&args.out_dir).with_context(|| format!("creating {}", args.out_dir.display()))?;
+    let base = args.out_dir.join(&name);
+    write(&base.with_extension("txt"), format!("{text}\n").as_bytes())?;
+    write(&base.with_extension("png"), &label.png(args.label.scale)?)?;
+    write(&base.with_extension("svg"), label.svg(args.label.scale).as_bytes())?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("packed {} for {} → {}.{{txt,png,svg}}", manifest.app_id, name, base.display());
+        print!("{}", report.table());
+        if report.qr_version.is_some_and(|v| v > qr_packer::report::TARGET_VERSION) {
+            println!("note: above the target of version {} at M; {}", qr_packer::report::TARGET_VERSION, report.advice());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn batch_cmd(args: BatchArgs) -> Result<ExitCode> {
+    let key = ManufacturerKey::from_file(&args.key)?;
+    let (app, defaults, _) = prepare(&args.halves)?;
+    let mut template = load_manifest(&args.manifest, defaults)?;
+    if template.capabilities.is_empty() {
+        template.capabilities = app.capabilities();
+    }
+    let csv = std::fs::read_to_string(&args.csv).with_context(|| format!("reading {}", args.csv.display()))?;
+    let parsed = batch::parse_csv(&csv).map_err(|e| anyhow::anyhow!("{}: {e}", args.csv.display()))?;
+    let mut bad: Vec<batch::RowError> = Vec::new();
+    let mut rows = Vec::new();
+    for row in parsed {
+        match row {
+            Ok(row) => rows.push(row),
+            Err(e) => bad.push(e),
+        }
+    }
+    std::fs::create_dir_all(&args.out_dir).with_context(|| format!("creating {}", args.out_dir.display()))?;
+    let images = (!args.no_images).then_some(Images { ec: args.label.ec, scale: args.label.scale, svg: args.svg });
+    let bar = indicatif::ProgressBar::new(rows.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} devices, {per_sec}, eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(args.jobs.unwrap_or(0)).build()?;
+    let outputs = pool.install(|| batch::produce(&app, &template, &key, &rows, args.label.ec, images, &|| bar.inc(1)));
+    bar.finish_and_clear();
+    let mut written = 0;
+    for output in outputs {
+        match output {
+            Err(e) => bad.push(e),
+            Ok(out) => {
+                let base = args.out_dir.join(&out.device_id);
+                write(&base.with_extension("txt"), format!("{}\n", out.text).as_bytes())?;
+                if let Some(png) = &out.png {
+                    write(&base.with_extension("png"), png)?;
+                }
+                if let Some(svg) = &out.svg {
+                    write(&base.with_extension("svg"), svg.as_bytes())?;
+                }
+                written += 1;
+            }
+        }
+    }
+    bad.sort_by_key(|e| e.line);
+    for e in &bad {
+        eprintln!("{}: {e}", args.csv.display());
+    }
+    println!("{written} payloads written to {}, {} bad rows", args.out_dir.display(), bad.len());
+    Ok(if bad.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(4) })
+}
+
+/// The payload text from a file (text or image) or the argument itself.
+fn input_text(input: &str) -> Result<String> {
+    if input.starts_with(qr_packer::text::PREFIX) {
+        return Ok(input.to_owned());
+    }
+    let bytes = read(Path::new(input))?;
+    let is_image = bytes.starts_with(b"\x89PNG") || bytes.starts_with(&[0xFF, 0xD8]);
+    if is_image {
+        return Ok(read_label_image(&bytes)?);
+    }
+    String::from_utf8(bytes).with_context(|| format!("{input}: neither a label image nor UTF-8 text"))
+}
+
+fn trusted(args: &TrustArgs) -> Result<TrustedKeys> {
+    let mut keys = TrustedKeys::from_files(&args.trusted)?;
+    if let Some(dir) = &args.trusted_dir {
+        for (kid, key) in TrustedKeys::from_dir(dir)?.iter() {
+            keys.add(kid, *key)?;
+        }
+    }
+    Ok(keys)
+}
+
+fn inspect(args: InspectArgs) -> Result<ExitCode> {
+    let text = input_text(&args.input)?;
+    let payload = SignedPayload::from_text(&text)?;
+    let keys = trusted(&args.trust)?;
+    let (bundle, checked) =
+        if keys.is_empty() { (payload.decode_unverified()?, false) } else { (payload.verify(&keys)?, true) };
+    if args.json {
+        let json = serde_json::json!({
+            "signer": bundle.signer,
+            "signature_checked": checked,
+            "format_version": bundle.manifest.format_version,
+            "dictionary": bundle.dictionary,
+            "manifest": bundle.manifest,
+            "sizes": bundle.sizes,
+            "qr_version_at_m": Label::new(&text, Ec::M).ok().map(|l| l.version()),
+        });
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    } else {
+        let m = &bundle.manifest;
+        println!("signer:        {} ({})", bundle.signer, if checked { "signature verified" } else { "signature NOT checked: no trusted keys given" });
+        println!("format:        version {}, dictionary {}", m.format_version, bundle.dictionary);
+        println!("app:           {} {} ({} / {})", m.app_id, m.app_version, m.manufacturer, m.product);
+        println!("access:        {}", m.access);
+        println!("device id:     {}", m.device_id.as_deref().unwrap_or("(any)"));
+        println!("secret:        {}", m.one_time_secret.as_ref().map_or("(none)".into(), |s| format!("{} bytes", s.len())));
+        println!("capabilities:  {}", m.capabilities.join(", "));
+        for (k, v) in &m.params {
+            println!("param:         {k} = {v}");
+        }
+        let s = bundle.sizes;
+        println!(
+            "sizes:         {} chars, {} bytes signed, {} compressed halves → phone {} + device {}{}",
+            s.text_chars,
+            s.signed,
+            s.compressed_halves,
+            s.phone,
+            s.device,
+            s.operational.map_or(String::new(), |o| format!(" + operational {o}"))
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify(args: VerifyArgs) -> Result<ExitCode> {
+    let keys = trusted(&args.trust)?;
+    if keys.is_empty() {
+        bail!("no trusted keys: give --trusted FILE or --trusted-dir DIR");
+    }
+    let text = input_text(&args.input)?;
+    let bundle = SignedPayload::from_text(&text)?.verify(&keys)?;
+    println!(
+        "verified: {} {} for {}, signed by {}",
+        bundle.manifest.app_id,
+        bundle.manifest.app_version,
+        bundle.manifest.device_id.as_deref().unwrap_or("any device"),
+        bundle.signer
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn render(args: RenderArgs) -> Result<ExitCode> {
+    let text = input_text(&args.input)?;
+    let text = text.trim_end_matches(['\n', '\r']);
+    let label = Label::new(text, args.label.ec)?;
+    if args.png.is_none() && args.svg.is_none() && !args.terminal {
+        bail!("give at least one of --png FILE, --svg FILE, --terminal");
+    }
+    if let Some(path) = &args.png {
+        write(path, &label.png(args.label.scale)?)?;
+    }
+    if let Some(path) = &args.svg {
+        write(path, label.svg(args.label.scale).as_bytes())?;
+    }
+    if args.terminal {
+        println!("{}", label.terminal());
+    }
+    eprintln!("QR version {} at error correction {:?}, {} characters", label.version(), label.ec(), text.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn train_dict(args: TrainDictArgs) -> Result<ExitCode> {
+    if let Some(name) = &args.leave_out
+        && !enrollment_apps::ALL.iter().any(|a| a.name == name)
+    {
+        bail!("no reference app {name:?}");
+    }
+    let dict = dictionary::train_reference(args.leave_out.as_deref())?;
+    write(&args.out, &dict)?;
+    println!("{} bytes (raw content of the stripped reference halves) → {}", dict.len(), args.out.display());
+    if args.leave_out.is_none() {
+        println!("note: a shipped dictionary must never change once labels name it; add a new id for new content");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+}

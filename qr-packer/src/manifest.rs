@@ -117,7 +117,7 @@ impl Manifest {
     }
 
     /// The manifest as CBOR (integer keys; absent options left out).
-    pub(crate) fn to_cbor(&self) -> Result<Value, PackError> {
+    pub fn to_cbor(&self) -> Result<Value, PackError> {
         let (access, eui) = self.validate()?;
         let text = |s: &str| Value::Text(s.to_owned());
         let mut map = vec![
@@ -248,6 +248,35 @@ mod hex_opt {
         let text: Option<String> = Option::deserialize(d)?;
         text.map(|t| hex::decode(t).map_err(serde::de::Error::custom)).transpose()
     }
+}
+
+/// The manifest of a reference app of `enrollment-apps` (for `pack --app`,
+/// the test vectors and the benchmarks): its access technology, a product
+/// name, and the capabilities its halves use.
+pub fn reference(app: &enrollment_apps::AppPair) -> Result<Manifest, PackError> {
+    let (access, product) = match app.name {
+        "wifi-meter" => ("wifi", "Smart meter M1"),
+        "zigbee-sensor" => ("zigbee", "Door sensor Z2"),
+        "ethernet-controller" => ("ethernet", "Building controller E1"),
+        "ble-lock" => ("ble", "Smart lock B1"),
+        other => return Err(PackError::Manifest(format!("no reference manifest for app {other:?}"))),
+    };
+    let mut capabilities = Vec::new();
+    for half in [app.phone, app.device] {
+        capabilities.extend(crate::check::used_capabilities(half).map_err(PackError::Manifest)?);
+    }
+    Ok(Manifest {
+        format_version: crate::payload::FORMAT_VERSION,
+        app_id: app.name.into(),
+        app_version: "1.0.0".into(),
+        manufacturer: "Acme IoT".into(),
+        product: product.into(),
+        access: access.into(),
+        capabilities,
+        device_id: None,
+        one_time_secret: None,
+        params: BTreeMap::new(),
+    })
 }
 
 #[cfg(test)]

@@ -122,6 +122,14 @@ impl ManufacturerKey {
         Self::from_secret(&file.kid, secret)
     }
 
+    /// Signs arbitrary bytes as the payload of a COSE_Sign1. [`crate::PreparedApp::seal`]
+    /// is the way to sign a bundle; this is for test vectors that need
+    /// properly signed but malformed bundles.
+    pub fn sign_raw(&self, bundle: Vec<u8>) -> Result<crate::SignedPayload, crate::PackError> {
+        let bytes = self.sign_cose(bundle).map_err(|e| crate::PackError::Sign(e.to_string()))?;
+        Ok(crate::SignedPayload::from_bytes(bytes))
+    }
+
     /// Signs `payload` as a COSE_Sign1 (EdDSA, kid in the protected header).
     pub(crate) fn sign_cose(&self, payload: Vec<u8>) -> Result<Vec<u8>, coset::CoseError> {
         let protected = HeaderBuilder::new().algorithm(iana::Algorithm::EdDSA).key_id(self.kid.as_bytes().to_vec()).build();
@@ -181,6 +189,11 @@ impl TrustedKeys {
             .collect();
         paths.sort();
         Self::from_files(&paths)
+    }
+
+    /// Every key, by key id.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &VerifyingKey)> {
+        self.keys.iter().map(|(kid, key)| (kid.as_str(), key))
     }
 
     pub fn get(&self, kid: &str) -> Option<&VerifyingKey> {

@@ -34,7 +34,7 @@ pub async fn start_server(database: &str, config: &std::path::Path) -> anyhow::R
     let mut child = Command::new(CONTROL_SERVER)
         .args(["--database", database, "serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(config)
-        .env("RUST_LOG", "control_server=warn")
+        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "control_server=warn".into()))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
@@ -71,4 +71,14 @@ pub fn percentile(sorted: &[u32], p: f64) -> u32 {
     }
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
+}
+
+/// CPU seconds (user + system) a process has used so far, from /proc.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0) // USER_HZ is 100 on Linux
 }

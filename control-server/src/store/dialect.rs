@@ -251,7 +251,11 @@ macro_rules! backend {
             where
                 F: FnOnce(&[(String, Option<String>)]) -> Result<(), String> + Send,
             {
+                let started = std::time::Instant::now();
+                let mut phases: Vec<(&'static str, std::time::Duration)> = Vec::new();
+                let mut mark = |name: &'static str| phases.push((name, started.elapsed()));
                 let mut tx = pool.begin_with($begin).await?;
+                mark("begin");
 
                 if let Some((nonce, sender)) = &set.nonce {
                     sqlx::query("DELETE FROM seen_nonces WHERE seen_at < $1")
@@ -288,6 +292,7 @@ macro_rules! backend {
                 }
                 let listing: Vec<(String, Option<String>)> =
                     set.devices.iter().map(|d| (d.clone(), current.get(d).map(|c| c.0.clone()))).collect();
+                mark("read current");
                 authorize(&listing).map_err(ChangeError::NotAuthorized)?;
 
                 struct Change<'a> {
@@ -346,6 +351,7 @@ macro_rules! backend {
                     qb.build().execute(&mut *tx).await?;
                 }
 
+                mark("mapping + history");
                 // Who hears about it.
                 let index: HashMap<&str, usize> = changes.iter().enumerate().map(|(i, c)| (c.device, i)).collect();
                 let mut per_gateway: BTreeMap<String, Vec<usize>> = BTreeMap::new();
@@ -392,6 +398,7 @@ macro_rules! backend {
                     return Err(ChangeError::FanoutTooLarge { events, limit: set.push.max_events });
                 }
 
+                mark("targets");
                 // Dense per-gateway sequence numbers, reserved under the gateway rows' write lock.
                 let mut gateway_seqs: BTreeMap<String, i64> = BTreeMap::new();
                 let counts: Vec<(&str, i64)> =
@@ -438,7 +445,10 @@ macro_rules! backend {
                     });
                     qb.build().execute(&mut *tx).await?;
                 }
+                mark("outbox");
                 tx.commit().await?;
+                mark("commit");
+                tracing::debug!(devices = set.devices.len(), events, ?phases, "change set applied");
                 Ok(ChangeOutcome { changed: changes.len(), created, events, gateway_seqs })
             }
 

@@ -44,6 +44,10 @@ enum Command {
         /// Address to listen on; port 0 picks a free one (printed on stdout).
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: SocketAddr,
+        /// Simulate this many devices with consecutive ids from `--device-id`,
+        /// each on its own port (printed as `device ID at ADDR`), in one store.
+        #[arg(long, default_value_t = 1)]
+        fleet: usize,
         /// Exit after the first session, with status 0 only if it enrolled the device.
         #[arg(long)]
         once: bool,
@@ -79,10 +83,11 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&state.map(|s| state_json(&s)))?);
             Ok(())
         }
-        Command::Serve { db, device_id, access, trust, listen, once, compiler, receive_timeout_ms, half_deadline_ms } => {
+        Command::Serve { db, device_id, access, trust, listen, once, compiler, receive_timeout_ms, half_deadline_ms, fleet } => {
             let trusted = qr_packer::TrustedKeys::from_files(&trust).context("loading the trusted manufacturer keys")?;
             let store = DeviceStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
-            store.provision(device_id, access).context("provisioning the device")?;
+            let ids = fleet_ids(device_id, fleet.max(1))?;
+            store.provision_many(ids.iter().map(|id| (*id, access))).context("provisioning the device")?;
             let config = SandboxConfig {
                 compiler: compiler.unwrap_or_default(),
                 half_deadline: Duration::from_millis(half_deadline_ms),
@@ -92,27 +97,73 @@ async fn main() -> anyhow::Result<()> {
             };
             let sandbox = Arc::new(Sandbox::new(config)?);
             let timeouts = Timeouts { receive: Duration::from_millis(receive_timeout_ms), ..Timeouts::default() };
-            let device = DeviceRuntime::new(sandbox, Arc::new(store), trusted, timeouts, false)?;
-            let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
-            println!("listening on {}", listener.local_addr()?);
-            loop {
-                let (stream, peer) = tokio::select! {
-                    accepted = listener.accept() => accepted.context("accepting a connection")?,
-                    _ = tokio::signal::ctrl_c() => return Ok(()),
-                };
-                tracing::info!(%peer, "assistant connected");
-                let result = device.serve(device_id, Link::tcp(stream)).await;
-                match &result {
-                    Ok(report) if report.sp_only => println!("re-bound {} (generation {})", report.enrolled.sp_bound_id, report.generation),
-                    Ok(report) => println!("enrolled {} (generation {})", report.enrolled.sp_bound_id, report.generation),
-                    Err(failure) => println!("enrollment failed: {failure}"),
+            // A simulated fleet keeps compiled halves (one app, many devices);
+            // a single device drops them with the rest of the enrollment.
+            let device = Arc::new(DeviceRuntime::new(sandbox, Arc::new(store), trusted, timeouts, fleet > 1)?);
+            let mut listeners = Vec::new();
+            for id in &ids {
+                let addr = if listeners.is_empty() { listen } else { SocketAddr::new(listen.ip(), 0) };
+                let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+                listeners.push((*id, listener));
+            }
+            println!("listening on {}", listeners[0].1.local_addr()?);
+            if fleet > 1 {
+                for (id, listener) in &listeners {
+                    println!("device {id} at {}", listener.local_addr()?);
                 }
-                if once {
-                    std::process::exit(if result.is_ok() { 0 } else { 1 });
-                }
+            }
+            let mut tasks = tokio::task::JoinSet::new();
+            for (id, listener) in listeners {
+                tasks.spawn(serve_device(device.clone(), id, listener, once));
+            }
+            tokio::select! {
+                done = tasks.join_next() => match done {
+                    Some(Ok(result)) => result,
+                    Some(Err(e)) => Err(anyhow::anyhow!("a device task failed: {e}")),
+                    None => Ok(()),
+                },
+                _ = tokio::signal::ctrl_c() => Ok(()),
             }
         }
     }
+}
+
+/// Serves enrollment sessions of one device on its own listener, one at a
+/// time (a device has one radio).
+async fn serve_device(
+    device: Arc<DeviceRuntime>,
+    device_id: Eui,
+    listener: tokio::net::TcpListener,
+    once: bool,
+) -> anyhow::Result<()> {
+    loop {
+        let (stream, peer) = listener.accept().await.context("accepting a connection")?;
+        tracing::info!(%peer, %device_id, "assistant connected");
+        let result = device.serve(device_id, Link::tcp(stream)).await;
+        match &result {
+            Ok(report) if report.sp_only => {
+                println!("re-bound {} (generation {})", report.enrolled.sp_bound_id, report.generation)
+            }
+            Ok(report) => println!("enrolled {} (generation {})", report.enrolled.sp_bound_id, report.generation),
+            Err(failure) => println!("enrollment failed: {failure}"),
+        }
+        if once {
+            std::process::exit(if result.is_ok() { 0 } else { 1 });
+        }
+    }
+}
+
+/// `count` consecutive device ids starting at `first`.
+fn fleet_ids(first: Eui, count: usize) -> anyhow::Result<Vec<Eui>> {
+    let bytes = first.as_bytes().to_vec();
+    let mut value = bytes.iter().fold(0u128, |v, b| (v << 8) | *b as u128);
+    let mut ids = Vec::with_capacity(count);
+    for _ in 0..count {
+        let raw: Vec<u8> = (0..bytes.len()).rev().map(|i| (value >> (8 * i)) as u8).collect();
+        ids.push(Eui::from_bytes(&raw).with_context(|| format!("fleet device id {}", hex::encode(&raw)))?);
+        value += 1;
+    }
+    Ok(ids)
 }
 
 fn state_json(s: &runtime::device_store::DeviceState) -> serde_json::Value {

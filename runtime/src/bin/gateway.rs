@@ -96,6 +96,13 @@ struct Config {
     sp_endpoints: HashMap<String, String>,
     #[serde(default)]
     networks: Vec<NetworkCredentials>,
+    /// Most pushed updates applied in one transaction.
+    #[serde(default = "default_update_batch")]
+    max_update_batch: usize,
+}
+
+fn default_update_batch() -> usize {
+    runtime::gateway::MAX_UPDATE_BATCH
 }
 
 #[derive(Debug, Deserialize)]
@@ -126,6 +133,8 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
+    // HTTPS to the control server and SPs uses rustls with the ring provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     match Cli::parse().command {
         Command::Serve { config, listen, compiler } => serve(&config, listen, compiler).await,
         Command::Enroll { gateway, label, device } => enroll(&gateway, &label, device).await,
@@ -181,7 +190,9 @@ async fn serve(config_path: &Path, listen: Option<SocketAddr>, compiler: Option<
     })?);
     let timeouts = Timeouts::default();
     let assistant = AssistantRuntime::new(sandbox, Arc::new(services), identity.clone(), timeouts)?;
-    let gateway = Arc::new(Gateway::new(assistant, store, control, identity, trusted, timeouts));
+    let gateway = Arc::new(
+        Gateway::new(assistant, store, control, identity, trusted, timeouts).with_update_batch(config.max_update_batch),
+    );
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let follower = tokio::spawn(gateway.clone().follow_updates(stopped));

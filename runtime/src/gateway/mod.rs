@@ -99,6 +99,8 @@ pub struct Gateway {
     trusted: qr_packer::TrustedKeys,
     timeouts: Timeouts,
     stream_state: watch::Sender<StreamState>,
+    /// Most pushed updates applied in one transaction.
+    update_batch: usize,
 }
 
 /// Where the gateway is in the control server's update stream.
@@ -122,7 +124,14 @@ impl Gateway {
         timeouts: Timeouts,
     ) -> Self {
         let (stream_state, _) = watch::channel(StreamState::default());
-        Self { assistant, store, control, identity, trusted, timeouts, stream_state }
+        Self { assistant, store, control, identity, trusted, timeouts, stream_state, update_batch: MAX_UPDATE_BATCH }
+    }
+
+    /// Applies at most `n` pushed updates per transaction (default
+    /// [`MAX_UPDATE_BATCH`]); smaller batches mean more fsyncs.
+    pub fn with_update_batch(mut self, n: usize) -> Self {
+        self.update_batch = n.clamp(1, MAX_UPDATE_BATCH);
+        self
     }
 
     pub fn store(&self) -> &GatewayStore {
@@ -250,7 +259,7 @@ impl Gateway {
             s.last_error = None;
         });
         tracing::info!(after, "following the control server's updates");
-        let mut stream = std::pin::pin!(stream.ready_chunks(MAX_UPDATE_BATCH));
+        let mut stream = std::pin::pin!(stream.ready_chunks(self.update_batch));
         while let Some(chunk) = stream.next().await {
             let mut batch: Vec<AssociationUpdate> = Vec::with_capacity(chunk.len());
             let mut failure = None;

@@ -217,3 +217,53 @@ async fn the_assistant_refuses_a_label_for_another_device_before_sending_anythin
     assert!(matches!(device, Err(DeviceFailure::Aborted(_))), "{device:?}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_service_provider_means_nothing_is_created_and_the_device_is_told_why() -> anyhow::Result<()> {
+    let mut fx = Fixture::new()?;
+    let mut services = assistant_services();
+    services.default_sp = None;
+    let services = std::sync::Arc::new(services);
+    fx.assistant = runtime::AssistantRuntime::new(fx.sandbox.clone(), services.clone(), fx.identity.clone(), Default::default())?;
+    let before = fx.device.store().state(&eui(METER_ID))?;
+    let (assistant, device) = enroll_in_process(&fx, &WIFI_METER, METER_ID, EnrollOptions::default()).await;
+    assert!(matches!(assistant, Err(EnrollError::PhoneHalf { .. })), "{assistant:?}");
+    match device {
+        Err(DeviceFailure::Aborted(reason)) => {
+            assert!(reason.contains("no service provider is known for device"), "{reason}")
+        }
+        other => panic!("the device should be told why: {other:?}"),
+    }
+    assert_eq!(fx.device.store().state(&eui(METER_ID))?, before, "nothing created");
+    assert!(services.relayed().is_empty());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sp_rebind_is_accepted_only_from_the_assistant_the_device_enrolled_with() -> anyhow::Result<()> {
+    use runtime::rebind::{RebindError, rebind_sp};
+    let fx = Fixture::new()?;
+    let (first, _) = enroll_in_process(&fx, &WIFI_METER, METER_ID, EnrollOptions::default()).await;
+    let first = first?;
+    let before = fx.device.store().state(&eui(METER_ID))?.expect("provisioned");
+    let sp_two = runtime::SpIdentity::new("sp-two.example")?;
+    let timeout = std::time::Duration::from_secs(5);
+
+    let stranger = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+    let (a, b) = Link::memory_pair();
+    let (refused, device) = tokio::join!(rebind_sp(a, &stranger, &sp_two, timeout), fx.device.serve(eui(METER_ID), b));
+    assert!(matches!(refused, Err(RebindError::Device(DeviceFailure::BadRebindAuthorization))), "{refused:?}");
+    assert!(device.is_err());
+    assert_eq!(fx.device.store().state(&eui(METER_ID))?.as_ref(), Some(&before), "refusal changes nothing");
+
+    let (a, b) = Link::memory_pair();
+    let (report, device) = tokio::join!(rebind_sp(a, &fx.identity, &sp_two, timeout), fx.device.serve(eui(METER_ID), b));
+    let report = report?;
+    assert!(device?.sp_only);
+    assert_eq!(report.sp_bound_id, first.relayed.sp_bound_id.with_sp(sp_two));
+    let after = fx.device.store().state(&eui(METER_ID))?.expect("provisioned");
+    assert_eq!(after.sp_bound_id, Some(report.sp_bound_id));
+    assert_eq!(after.public_key, before.public_key, "only the SP part changes");
+    assert_eq!(after.generation, before.generation + 1);
+    Ok(())
+}

@@ -261,7 +261,15 @@ impl System {
                     d.app,
                 ]),
             )?;
-            let summary = report.lines().find(|l| l.contains("QR")).unwrap_or("").trim().to_string();
+            let figure = |label: &str| {
+                report.lines().find(|l| l.trim_start().starts_with(label)).and_then(|l| l.split_whitespace().last()).unwrap_or("?")
+            };
+            let summary = format!(
+                "QR version {} at EC M, {} characters, {} signed bytes",
+                figure("QR version"),
+                figure("text:"),
+                figure("signed COSE_Sign1")
+            );
             say(&format!("label {}.png for {} packed [{} ms] {summary}", d.app, d.device_id, t.elapsed().as_millis()));
         }
 

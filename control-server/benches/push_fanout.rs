@@ -44,7 +44,8 @@ async fn main() -> anyhow::Result<()> {
     let config_path = dir.path().join("fanout.toml");
     std::fs::write(&config_path, config)?;
     let t = Instant::now();
-    let (_server, base) = support::start_server(&database, &config_path).await?;
+    let (server, base) = support::start_server(&database, &config_path).await?;
+    let server_pid = server.id().unwrap_or(0);
     println!("server up with {devices} devices / {gateways} gateways in {:.1} s", t.elapsed().as_secs_f64());
 
     // One SSE stream per gateway; each task reports when it has `expected` events.
@@ -64,19 +65,22 @@ async fn main() -> anyhow::Result<()> {
             let mut signalled_ready = false;
             while let Ok(Some(chunk)) = response.chunk().await {
                 buffer.push_str(&String::from_utf8_lossy(&chunk));
-                while let Some(end) = buffer.find("\n\n") {
-                    let block: String = buffer.drain(..end + 2).collect();
+                let mut consumed = 0;
+                while let Some(end) = buffer[consumed..].find("\n\n") {
+                    let block = &buffer[consumed..consumed + end + 2];
+                    consumed += end + 2;
                     if !signalled_ready {
                         signalled_ready = true;
                         let _ = ready_tx.send(()).await;
                     }
                     if block.contains("event: association") {
                         received += 1;
-                        if received % per_gateway == 0 {
+                        if received.is_multiple_of(per_gateway) {
                             let _ = done_tx.send((received / per_gateway, Instant::now()));
                         }
                     }
                 }
+                buffer.drain(..consumed);
             }
         });
     }
@@ -92,6 +96,7 @@ async fn main() -> anyhow::Result<()> {
         let to = 1 - from;
         let payload = MovePayload::new(names[from], names[to], all.clone(), None);
         let message = payload.sign(&keys[from])?;
+        let cpu0 = (support::cpu_seconds(server_pid), support::cpu_seconds(std::process::id()));
         let t0 = Instant::now();
         let ack = control_server::sp_sim::send_message(&http, &base, message).await?;
         let acked = t0.elapsed();
@@ -114,6 +119,11 @@ async fn main() -> anyhow::Result<()> {
             acked.as_secs_f64() * 1000.0,
             (last - t0).as_secs_f64() * 1000.0
         );
+        let cpu1 = (support::cpu_seconds(server_pid), support::cpu_seconds(std::process::id()));
+        if let (Some(s0), Some(s1), Some(l0), Some(l1)) = (cpu0.0, cpu1.0, cpu0.1, cpu1.1) {
+            println!("  CPU used meanwhile: server {:.2} s, load process (1,000 SSE clients) {:.2} s", s1 - s0, l1 - l0);
+        }
     }
+    drop(server);
     Ok(())
 }

@@ -76,6 +76,7 @@ pub fn document() -> Value {
                     "device_id": { "type": "string" },
                     "sp": { "type": "string" },
                     "previous_sp": { "type": ["string", "null"] },
+                    "access": { "type": "string", "description": "access technology, when the mapping table knows it" },
                     "service_type": { "type": ["string", "null"] },
                     "changed_at": { "type": "string", "format": "date-time" },
                     "message_id": { "type": "string" } } },

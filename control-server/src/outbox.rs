@@ -30,6 +30,10 @@ pub struct AssociationEvent {
     pub sp: String,
     pub previous_sp: Option<String>,
     pub service_type: Option<String>,
+    /// The device's access technology, when the table knows it: with it a
+    /// gateway can build the complete identifier of a device it has not seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<String>,
     pub changed_at: String,
     pub message_id: String,
 }

@@ -27,10 +27,10 @@ pub struct VectorFile {
 
 /// The key the vectors are signed with (committed as `test-key.json`).
 pub fn test_key() -> ManufacturerKey {
-    key("vectors-1", "qr-packer test vectors: manufacturer key")
+    fixed_key("vectors-1", "qr-packer test vectors: manufacturer key")
 }
 
-fn key(kid: &str, seed: &str) -> ManufacturerKey {
+fn fixed_key(kid: &str, seed: &str) -> ManufacturerKey {
     let secret: [u8; 32] = Sha256::digest(seed.as_bytes()).into();
     ManufacturerKey::from_secret(kid, secret).expect("fixed key id is valid")
 }
@@ -164,7 +164,7 @@ pub fn vectors() -> Vec<VectorFile> {
         None,
     ));
 
-    let stranger = key("stranger", "qr-packer test vectors: a key nobody trusts");
+    let stranger = fixed_key("stranger", "qr-packer test vectors: a key nobody trusts");
     out.push(vector(
         "unknown-kid",
         "signed by a key the reader does not trust",

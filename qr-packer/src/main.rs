@@ -190,6 +190,9 @@ struct VerifyArgs {
     #[command(flatten)]
     trust: TrustArgs,
 }
+// Exit status of `verify`: 0 verified; 2 usage, I/O or keys; 3 image
+// unreadable; 10 + the failed stage (10 prefix, 11 base45, 12 cose, 13 alg,
+// 14 kid, 15 signature, 16 version, 17 dictionary, 18 decompress, 19 bundle).
 
 #[derive(Args)]
 struct RenderArgs {
@@ -427,7 +430,8 @@ fn batch_cmd(args: BatchArgs) -> Result<ExitCode> {
 
 /// The payload text from a file (text or image) or the argument itself.
 fn input_text(input: &str) -> Result<String> {
-    if input.starts_with(qr_packer::text::PREFIX) {
+    if input.starts_with(qr_packer::text::PREFIX) || !Path::new(input).exists() {
+        // Not a file: the text itself (its prefix is checked like any other).
         return Ok(input.to_owned());
     }
     let bytes = read(Path::new(input))?;

@@ -1,5 +1,6 @@
 -- Control server schema (SQLite dialect). Times are unix milliseconds (BIGINT) so both
--- dialects store and compare them the same way.
+-- dialects store and compare them the same way. Tables keyed by text are WITHOUT ROWID:
+-- the primary key is the table, so a 100,000-device change writes each row once.
 CREATE TABLE gateways (
     id              TEXT PRIMARY KEY NOT NULL,
     credential_salt BLOB NOT NULL,
@@ -28,13 +29,13 @@ CREATE TABLE mapping (
     created_at   BIGINT NOT NULL,
     updated_at   BIGINT NOT NULL,
     validated_at BIGINT NOT NULL
-);
+) WITHOUT ROWID;
 
 CREATE TABLE mapping_gateways (
     device_id  TEXT NOT NULL,
     gateway_id TEXT NOT NULL,
     PRIMARY KEY (device_id, gateway_id)
-);
+) WITHOUT ROWID;
 
 CREATE TABLE history (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -51,7 +52,7 @@ CREATE TABLE seen_nonces (
     nonce   BLOB PRIMARY KEY NOT NULL,
     sender  TEXT NOT NULL,
     seen_at BIGINT NOT NULL
-);
+) WITHOUT ROWID;
 CREATE INDEX seen_nonces_by_time ON seen_nonces (seen_at);
 
 CREATE TABLE outbox (
@@ -61,4 +62,4 @@ CREATE TABLE outbox (
     created_at BIGINT NOT NULL,
     acked      INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (gateway_id, seq)
-);
+) WITHOUT ROWID;

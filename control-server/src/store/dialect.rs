@@ -2,16 +2,18 @@
 //! (`sqlite`, `postgres`) by a macro, because sqlx's executor traits are
 //! concrete per database. `$N` placeholders work in both.
 //!
-//! Bulk writes use multi-row `VALUES` statements sized to stay under each
-//! backend's bound-parameter limit, so a 100,000-device change is a few
-//! dozen statements in one transaction rather than 100,000 round trips.
+//! Bulk writes use multi-row `VALUES` statements of a fixed number of rows,
+//! prepared once and reused, so a 100,000-device change is a few hundred
+//! executions in one transaction rather than 100,000 round trips.
 
 macro_rules! backend {
-    ($modname:ident, $db:ty, $pool:ty, begin = $begin:literal, lock_rows = $lock:literal, max_params = $max_params:expr) => {
+    ($modname:ident, $db:ty, $pool:ty, begin = $begin:literal, serialize = $serialize:literal, bulk = $bulk:ident) => {
         pub mod $modname {
             use std::collections::{BTreeMap, HashMap};
 
             use sqlx::{QueryBuilder, Row};
+
+            use super::$bulk as bulk;
 
             use crate::outbox::AssociationEvent;
             use crate::store::{
@@ -21,7 +23,11 @@ macro_rules! backend {
 
             type Db = $db;
             type Pool = $pool;
-            const MAX_PARAMS: usize = $max_params;
+            /// Rows per multi-row statement. Small enough that SQLite/PostgreSQL parse
+            /// it cheaply, and constant so a full chunk's statement is prepared once and
+            /// reused from sqlx's statement cache (giant one-off statements cost more in
+            /// parsing and allocation than they save in round trips).
+            const ROWS_PER_STATEMENT: usize = 256;
 
             fn corrupt(what: impl std::fmt::Display) -> StoreError {
                 StoreError::Corrupt(what.to_string())
@@ -133,7 +139,7 @@ macro_rules! backend {
             pub async fn seed_mappings(pool: &Pool, rows: &[MappingRow]) -> Result<usize, StoreError> {
                 let mut tx = pool.begin_with($begin).await?;
                 let mut inserted = 0;
-                for chunk in rows.chunks(MAX_PARAMS / 7) {
+                for chunk in rows.chunks(ROWS_PER_STATEMENT) {
                     let mut qb = QueryBuilder::<Db>::new(
                         "INSERT INTO mapping (device_id, sp, service_type, access, created_at, updated_at, validated_at) ",
                     );
@@ -153,7 +159,7 @@ macro_rules! backend {
                     .iter()
                     .flat_map(|r| r.gateways.iter().map(move |g| (r.device_id.as_str(), g.as_str())))
                     .collect();
-                for chunk in pairs.chunks(MAX_PARAMS / 2) {
+                for chunk in pairs.chunks(ROWS_PER_STATEMENT) {
                     let mut qb = QueryBuilder::<Db>::new("INSERT INTO mapping_gateways (device_id, gateway_id) ");
                     qb.push_values(chunk, |mut b, (d, g)| {
                         b.push_bind(*d).push_bind(*g);
@@ -255,6 +261,9 @@ macro_rules! backend {
                 let mut phases: Vec<(&'static str, std::time::Duration)> = Vec::new();
                 let mut mark = |name: &'static str| phases.push((name, started.elapsed()));
                 let mut tx = pool.begin_with($begin).await?;
+                if !$serialize.is_empty() {
+                    sqlx::query($serialize).execute(&mut *tx).await?;
+                }
                 mark("begin");
 
                 if let Some((nonce, sender)) = &set.nonce {
@@ -275,20 +284,20 @@ macro_rules! backend {
                     }
                 }
 
-                // The current associations, locked (PostgreSQL) for the rest of the transaction.
+                // The current associations and the active gateways recorded against them, in
+                // one pass. Change sets are serialized (see `serialize`), so this stays true
+                // until commit.
                 let mut current: HashMap<String, (String, Option<String>)> = HashMap::with_capacity(set.devices.len());
-                for chunk in set.devices.chunks(MAX_PARAMS) {
-                    let mut qb =
-                        QueryBuilder::<Db>::new("SELECT device_id, sp, service_type FROM mapping WHERE device_id IN (");
-                    let mut ids = qb.separated(", ");
-                    for d in chunk {
-                        ids.push_bind(d.as_str());
+                let mut device_gateways: HashMap<String, Vec<String>> = HashMap::new();
+                let mut access: HashMap<String, String> = HashMap::new();
+                for (device, sp, service_type, gateway, tech) in bulk::read_current(&mut *tx, &set.devices).await? {
+                    if let Some(gateway) = gateway {
+                        device_gateways.entry(device.clone()).or_default().push(gateway);
                     }
-                    qb.push(")");
-                    qb.push($lock);
-                    for row in qb.build().fetch_all(&mut *tx).await? {
-                        current.insert(row.try_get(0)?, (row.try_get(1)?, row.try_get(2)?));
+                    if let Some(tech) = tech {
+                        access.entry(device.clone()).or_insert(tech);
                     }
+                    current.entry(device).or_insert((sp, service_type));
                 }
                 let listing: Vec<(String, Option<String>)> =
                     set.devices.iter().map(|d| (d.clone(), current.get(d).map(|c| c.0.clone()))).collect();
@@ -318,62 +327,20 @@ macro_rules! backend {
                     }
                 }
 
-                for chunk in changes.chunks(MAX_PARAMS / 6) {
-                    let mut qb = QueryBuilder::<Db>::new(
-                        "INSERT INTO mapping (device_id, sp, service_type, created_at, updated_at, validated_at) ",
-                    );
-                    qb.push_values(chunk, |mut b, c| {
-                        b.push_bind(c.device)
-                            .push_bind(set.new_sp.as_str())
-                            .push_bind(c.service_type)
-                            .push_bind(set.at)
-                            .push_bind(set.at)
-                            .push_bind(set.at);
-                    });
-                    qb.push(
-                        " ON CONFLICT (device_id) DO UPDATE SET sp = excluded.sp, service_type = excluded.service_type, \
-                         updated_at = excluded.updated_at, validated_at = excluded.validated_at",
-                    );
-                    qb.build().execute(&mut *tx).await?;
-                }
-                for chunk in changes.chunks(MAX_PARAMS / 6) {
-                    let mut qb = QueryBuilder::<Db>::new(
-                        "INSERT INTO history (device_id, old_sp, new_sp, changed_by, message_id, at) ",
-                    );
-                    qb.push_values(chunk, |mut b, c| {
-                        b.push_bind(c.device)
-                            .push_bind(c.old_sp)
-                            .push_bind(set.new_sp.as_str())
-                            .push_bind(set.changed_by.as_str())
-                            .push_bind(set.message_id.as_str())
-                            .push_bind(set.at);
-                    });
-                    qb.build().execute(&mut *tx).await?;
-                }
-
+                let mapping_rows: Vec<(&str, Option<&str>)> = changes.iter().map(|c| (c.device, c.service_type)).collect();
+                bulk::upsert_mapping(&mut *tx, &mapping_rows, &set.new_sp, set.at).await?;
+                let history_rows: Vec<(&str, Option<&str>)> = changes.iter().map(|c| (c.device, c.old_sp)).collect();
+                bulk::insert_history(&mut *tx, &history_rows, &set.new_sp, &set.changed_by, &set.message_id, set.at).await?;
                 mark("mapping + history");
                 // Who hears about it.
-                let index: HashMap<&str, usize> = changes.iter().enumerate().map(|(i, c)| (c.device, i)).collect();
                 let mut per_gateway: BTreeMap<String, Vec<usize>> = BTreeMap::new();
                 if set.push.associated {
-                    let known: Vec<&str> = changes.iter().filter(|c| c.old_sp.is_some()).map(|c| c.device).collect();
-                    for chunk in known.chunks(MAX_PARAMS - 1) {
-                        let mut qb = QueryBuilder::<Db>::new(
-                            "SELECT mg.device_id, mg.gateway_id FROM mapping_gateways mg JOIN gateways g ON g.id = mg.gateway_id \
-                             WHERE g.revoked = ",
-                        );
-                        qb.push_bind(false);
-                        qb.push(" AND mg.device_id IN (");
-                        let mut ids = qb.separated(", ");
-                        for d in chunk {
-                            ids.push_bind(*d);
-                        }
-                        qb.push(")");
-                        for row in qb.build().fetch_all(&mut *tx).await? {
-                            let device: String = row.try_get(0)?;
-                            let gateway: String = row.try_get(1)?;
-                            if let Some(&i) = index.get(device.as_str()) {
-                                per_gateway.entry(gateway).or_default().push(i);
+                    for (i, c) in changes.iter().enumerate() {
+                        if c.old_sp.is_some()
+                            && let Some(gateways) = device_gateways.get(c.device)
+                        {
+                            for g in gateways {
+                                per_gateway.entry(g.clone()).or_default().push(i);
                             }
                         }
                     }
@@ -403,7 +370,7 @@ macro_rules! backend {
                 let mut gateway_seqs: BTreeMap<String, i64> = BTreeMap::new();
                 let counts: Vec<(&str, i64)> =
                     per_gateway.iter().map(|(g, v)| (g.as_str(), v.len() as i64)).collect();
-                for chunk in counts.chunks(MAX_PARAMS / 2) {
+                for chunk in counts.chunks(ROWS_PER_STATEMENT) {
                     let mut qb = QueryBuilder::<Db>::new("WITH v (id, n) AS (");
                     qb.push_values(chunk, |mut b, (g, n)| {
                         b.push_bind(*g).push_bind(*n);
@@ -431,6 +398,7 @@ macro_rules! backend {
                             sp: set.new_sp.clone(),
                             previous_sp: c.old_sp.map(str::to_owned),
                             service_type: c.service_type.map(str::to_owned),
+                            access: access.get(c.device).cloned(),
                             changed_at: changed_at.clone(),
                             message_id: set.message_id.clone(),
                         };
@@ -438,13 +406,7 @@ macro_rules! backend {
                         rows.push((gateway.as_str(), first + k as i64, payload));
                     }
                 }
-                for chunk in rows.chunks(MAX_PARAMS / 4) {
-                    let mut qb = QueryBuilder::<Db>::new("INSERT INTO outbox (gateway_id, seq, payload, created_at) ");
-                    qb.push_values(chunk, |mut b, (g, seq, payload)| {
-                        b.push_bind(*g).push_bind(*seq).push_bind(payload.as_str()).push_bind(set.at);
-                    });
-                    qb.build().execute(&mut *tx).await?;
-                }
+                bulk::insert_outbox(&mut *tx, &rows, set.at).await?;
                 mark("outbox");
                 tx.commit().await?;
                 mark("commit");
@@ -508,10 +470,201 @@ macro_rules! backend {
 }
 
 // SQLite: `BEGIN IMMEDIATE` takes the write lock up front (a deferred
-// transaction that reads first can fail to upgrade); one writer at a time
-// anyway. Bound-parameter limit 32,766.
-backend!(sqlite, sqlx::Sqlite, sqlx::SqlitePool, begin = "BEGIN IMMEDIATE", lock_rows = "", max_params = 30_000);
+// transaction that reads first can fail to upgrade): one writer at a time.
+backend!(
+    sqlite,
+    sqlx::Sqlite,
+    sqlx::SqlitePool,
+    begin = "BEGIN IMMEDIATE",
+    serialize = "",
+    bulk = sqlite_bulk
+);
 
-// PostgreSQL: row locks serialize concurrent changes of the same devices
-// (and the gateway rows serialize sequence numbers). Limit 65,535.
-backend!(postgres, sqlx::Postgres, sqlx::PgPool, begin = "BEGIN", lock_rows = " FOR UPDATE", max_params = 60_000);
+// PostgreSQL: a transaction-scoped advisory lock makes change sets from all
+// replicas take turns, so the associations read for authorization stay
+// current until commit and per-gateway sequence numbers never interleave
+// (row locks on 100,000 mapping rows cost more than they buy; changes are rare).
+backend!(
+    postgres,
+    sqlx::Postgres,
+    sqlx::PgPool,
+    begin = "BEGIN",
+    serialize = "SELECT pg_advisory_xact_lock(7243501)",
+    bulk = postgres_bulk
+);
+
+/// One row of the current associations: device, SP, service type, and one
+/// active gateway recorded against the device (a device with several
+/// gateways has several rows; one with none has `None`).
+/// device id, SP, service type, an active gateway recorded against it, access technology.
+pub type CurrentRow = (String, String, Option<String>, Option<String>, Option<String>);
+
+const CURRENT_SQL: &str = "SELECT m.device_id, m.sp, m.service_type, g.id, m.access FROM mapping m \
+     LEFT JOIN mapping_gateways mg ON mg.device_id = m.device_id \
+     LEFT JOIN gateways g ON g.id = mg.gateway_id AND g.revoked = ";
+
+/// SQLite bulk statements: fixed-size multi-row `VALUES` (no arrays in SQLite).
+pub mod sqlite_bulk {
+    use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+
+    use super::{CURRENT_SQL, CurrentRow};
+
+    const ROWS_PER_STATEMENT: usize = 256;
+    const IDS_PER_STATEMENT: usize = 512;
+
+    pub async fn read_current(conn: &mut SqliteConnection, devices: &[String]) -> Result<Vec<CurrentRow>, sqlx::Error> {
+        let mut out = Vec::with_capacity(devices.len());
+        for chunk in devices.chunks(IDS_PER_STATEMENT) {
+            let mut qb = QueryBuilder::<Sqlite>::new(CURRENT_SQL);
+            qb.push_bind(false);
+            qb.push(" WHERE m.device_id IN (");
+            let mut ids = qb.separated(", ");
+            for d in chunk {
+                ids.push_bind(d.as_str());
+            }
+            qb.push(")");
+            for row in qb.build().fetch_all(&mut *conn).await? {
+                out.push((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?, row.try_get(4)?));
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn upsert_mapping(
+        conn: &mut SqliteConnection,
+        rows: &[(&str, Option<&str>)],
+        new_sp: &str,
+        at: i64,
+    ) -> Result<(), sqlx::Error> {
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO mapping (device_id, sp, service_type, created_at, updated_at, validated_at) ",
+            );
+            qb.push_values(chunk, |mut b, (device, service_type)| {
+                b.push_bind(*device).push_bind(new_sp).push_bind(*service_type).push_bind(at).push_bind(at).push_bind(at);
+            });
+            qb.push(
+                " ON CONFLICT (device_id) DO UPDATE SET sp = excluded.sp, service_type = excluded.service_type, \
+                 updated_at = excluded.updated_at, validated_at = excluded.validated_at",
+            );
+            qb.build().execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn insert_history(
+        conn: &mut SqliteConnection,
+        rows: &[(&str, Option<&str>)],
+        new_sp: &str,
+        changed_by: &str,
+        message_id: &str,
+        at: i64,
+    ) -> Result<(), sqlx::Error> {
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut qb =
+                QueryBuilder::<Sqlite>::new("INSERT INTO history (device_id, old_sp, new_sp, changed_by, message_id, at) ");
+            qb.push_values(chunk, |mut b, (device, old_sp)| {
+                b.push_bind(*device)
+                    .push_bind(*old_sp)
+                    .push_bind(new_sp)
+                    .push_bind(changed_by)
+                    .push_bind(message_id)
+                    .push_bind(at);
+            });
+            qb.build().execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn insert_outbox(
+        conn: &mut SqliteConnection,
+        rows: &[(&str, i64, String)],
+        at: i64,
+    ) -> Result<(), sqlx::Error> {
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO outbox (gateway_id, seq, payload, created_at) ");
+            qb.push_values(chunk, |mut b, (gateway, seq, payload)| {
+                b.push_bind(*gateway).push_bind(*seq).push_bind(payload.as_str()).push_bind(at);
+            });
+            qb.build().execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+}
+
+/// PostgreSQL bulk statements: one statement per table with `UNNEST` over
+/// array parameters, planned once whatever the batch size.
+pub mod postgres_bulk {
+    use sqlx::{PgConnection, Row};
+
+    use super::{CURRENT_SQL, CurrentRow};
+
+    pub async fn read_current(conn: &mut PgConnection, devices: &[String]) -> Result<Vec<CurrentRow>, sqlx::Error> {
+        let sql = format!("{CURRENT_SQL} $1 WHERE m.device_id = ANY($2::text[])");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(false).bind(devices).fetch_all(&mut *conn).await?;
+        rows.iter().map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?, row.try_get(4)?))).collect()
+    }
+
+    pub async fn upsert_mapping(
+        conn: &mut PgConnection,
+        rows: &[(&str, Option<&str>)],
+        new_sp: &str,
+        at: i64,
+    ) -> Result<(), sqlx::Error> {
+        let (devices, service_types): (Vec<&str>, Vec<Option<&str>>) = rows.iter().copied().unzip();
+        sqlx::query(
+            "INSERT INTO mapping (device_id, sp, service_type, created_at, updated_at, validated_at) \
+             SELECT u.d, $3, u.st, $4, $4, $4 FROM UNNEST($1::text[], $2::text[]) AS u(d, st) \
+             ON CONFLICT (device_id) DO UPDATE SET sp = excluded.sp, service_type = excluded.service_type, \
+             updated_at = excluded.updated_at, validated_at = excluded.validated_at",
+        )
+        .bind(devices)
+        .bind(service_types)
+        .bind(new_sp)
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn insert_history(
+        conn: &mut PgConnection,
+        rows: &[(&str, Option<&str>)],
+        new_sp: &str,
+        changed_by: &str,
+        message_id: &str,
+        at: i64,
+    ) -> Result<(), sqlx::Error> {
+        let (devices, old): (Vec<&str>, Vec<Option<&str>>) = rows.iter().copied().unzip();
+        sqlx::query(
+            "INSERT INTO history (device_id, old_sp, new_sp, changed_by, message_id, at) \
+             SELECT u.d, u.o, $3, $4, $5, $6 FROM UNNEST($1::text[], $2::text[]) AS u(d, o)",
+        )
+        .bind(devices)
+        .bind(old)
+        .bind(new_sp)
+        .bind(changed_by)
+        .bind(message_id)
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn insert_outbox(conn: &mut PgConnection, rows: &[(&str, i64, String)], at: i64) -> Result<(), sqlx::Error> {
+        let gateways: Vec<&str> = rows.iter().map(|r| r.0).collect();
+        let seqs: Vec<i64> = rows.iter().map(|r| r.1).collect();
+        let payloads: Vec<&str> = rows.iter().map(|r| r.2.as_str()).collect();
+        sqlx::query(
+            "INSERT INTO outbox (gateway_id, seq, payload, created_at) \
+             SELECT u.g, u.s, u.p, $4 FROM UNNEST($1::text[], $2::bigint[], $3::text[]) AS u(g, s, p)",
+        )
+        .bind(gateways)
+        .bind(seqs)
+        .bind(payloads)
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+}

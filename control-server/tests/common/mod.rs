@@ -95,11 +95,13 @@ pub async fn harness(
 ) -> Option<Harness> {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = database_url(backend, &dir).await?;
-    let mut config = Config::default();
-    config.gateways = [GW1, GW2]
-        .iter()
-        .map(|(id, cred)| GatewayConfig { id: (*id).into(), credential: (*cred).into(), geo: None, revoked: false })
-        .collect();
+    let mut config = Config {
+        gateways: [GW1, GW2]
+            .iter()
+            .map(|(id, cred)| GatewayConfig { id: (*id).into(), credential: (*cred).into(), geo: None, revoked: false })
+            .collect(),
+        ..Config::default()
+    };
     let mut running = HashMap::new();
     for spec in sps {
         let sim = sp_sim::start(spec.identity, "127.0.0.1:0".parse().unwrap(), spec.behaviour.clone(), HashMap::new())

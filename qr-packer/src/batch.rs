@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use rayon::prelude::*;
 
-use crate::label::{Ec, Label};
+use crate::label::{Ec, Label, version_for};
 use crate::manifest::Manifest;
 use crate::payload::PreparedApp;
 use crate::sign::ManufacturerKey;
@@ -141,15 +141,15 @@ fn one(
     manifest.params.extend(row.params.iter().map(|(k, v)| (k.clone(), v.clone())));
     let payload = app.seal(&manifest, key).map_err(|e| err(e.to_string()))?;
     let text = payload.to_text();
-    let label = Label::new(&text, ec).map_err(|e| err(e.to_string()))?;
-    let (png, svg) = match images {
-        None => (None, None),
+    let (qr_version, png, svg) = match images {
+        None => (version_for(&text, ec).map_err(|e| err(e.to_string()))?, None, None),
         Some(images) => {
+            let label = Label::new(&text, ec).map_err(|e| err(e.to_string()))?;
             let png = label.png(images.scale).map_err(|e| err(e.to_string()))?;
-            (Some(png), images.svg.then(|| label.svg(images.scale)))
+            (label.version(), Some(png), images.svg.then(|| label.svg(images.scale)))
         }
     };
-    Ok(DeviceOutput { line: row.line, device_id: row.device_id.clone(), text, qr_version: label.version(), png, svg })
+    Ok(DeviceOutput { line: row.line, device_id: row.device_id.clone(), text, qr_version, png, svg })
 }
 
 #[cfg(test)]

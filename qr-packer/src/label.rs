@@ -133,6 +133,15 @@ impl Label {
     }
 }
 
+/// The QR version a text needs at error correction `ec`, without drawing
+/// the code (no mask selection: microseconds instead of milliseconds).
+pub fn version_for(text: &str, ec: Ec) -> Result<i16, LabelError> {
+    let bits = qrcode::bits::encode_auto(text.as_bytes(), ec.level()).map_err(|_| LabelError::TooLong { chars: text.len(), ec })?;
+    match bits.version() {
+        qrcode::Version::Normal(v) | qrcode::Version::Micro(v) => Ok(v),
+    }
+}
+
 /// A PNG label at error correction `ec`, `scale` pixels per module.
 pub fn render_png(text: &str, ec: Ec, scale: u32) -> Result<Vec<u8>, LabelError> {
     Label::new(text, ec)?.png(scale)
@@ -187,6 +196,10 @@ mod tests {
         assert_eq!(Label::new(&fits, Ec::M).unwrap().version(), 20);
         assert_eq!(Label::new(&"A".repeat(971), Ec::M).unwrap().version(), 21);
         assert!(matches!(Label::new(&"A".repeat(3392), Ec::M), Err(LabelError::TooLong { .. })));
+        for n in [1, 100, 970, 971, 3391] {
+            let text = "A".repeat(n);
+            assert_eq!(version_for(&text, Ec::M).unwrap(), Label::new(&text, Ec::M).unwrap().version(), "{n}");
+        }
     }
 
     #[test]

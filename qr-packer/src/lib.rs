@@ -34,7 +34,7 @@ pub mod text;
 pub use bundle::Halves;
 pub use dictionary::Dictionary;
 pub use error::{KeyError, PackError, PayloadError, Stage};
-pub use label::{Ec, Label, LabelError, read_label_image, render_png, render_svg, render_terminal};
+pub use label::{Ec, Label, LabelError, read_label_image, render_png, render_svg, render_terminal, version_for};
 pub use manifest::Manifest;
 pub use payload::{BundleSizes, FORMAT_VERSION, PreparedApp, PreparedSizes, SignedPayload, VerifiedBundle};
 pub use sign::{ManufacturerKey, TrustedKeys};

@@ -91,7 +91,8 @@ async fn main() -> anyhow::Result<()> {
             let config = SandboxConfig {
                 compiler: compiler.unwrap_or_default(),
                 half_deadline: Duration::from_millis(half_deadline_ms),
-                max_concurrent_halves: 4,
+                // One device runs one half at a time; a simulated fleet one per device.
+                max_concurrent_halves: fleet.clamp(4, 1024) as u32,
                 cache_capacity: 4,
                 ..SandboxConfig::default()
             };

@@ -267,3 +267,20 @@ async fn an_sp_rebind_is_accepted_only_from_the_assistant_the_device_enrolled_wi
     assert_eq!(after.generation, before.generation + 1);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ethernet_controller_and_the_ble_lock_enroll_in_process() -> anyhow::Result<()> {
+    use enrollment_apps::{BLE_LOCK, ETHERNET_CONTROLLER};
+    let fx = Fixture::new()?;
+    for (app, id, access) in [(&ETHERNET_CONTROLLER, CONTROLLER_ID, "ethernet"), (&BLE_LOCK, LOCK_ID, "ble")] {
+        let (report, device) = enroll_in_process(&fx, app, id, EnrollOptions::default()).await;
+        let report = report?;
+        device?;
+        assert_eq!(report.relayed.sp_bound_id.to_string(), format!("{SP}/{access}/{id}"));
+        let state = fx.device.store().state(&eui(id))?.expect("provisioned");
+        assert!(state.sealed);
+        assert_eq!(state.public_key, Some(report.relayed.public_key));
+        assert_eq!(state.sp_bound_id, Some(report.relayed.sp_bound_id.clone()));
+    }
+    Ok(())
+}

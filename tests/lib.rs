@@ -24,6 +24,10 @@ use runtime::{AccessTechnology, AssistantRuntime, DeviceRuntime, Eui, Sandbox, S
 pub const METER_ID: &str = "AC-DE-48-00-00-80";
 /// The Zigbee sensor of the reference apps: an EUI-64 device.
 pub const SENSOR_ID: &str = "00-0D-6F-FF-FE-12-34-56";
+/// The Ethernet building controller of the reference apps: an EUI-48 device.
+pub const CONTROLLER_ID: &str = "AC-DE-48-00-00-90";
+/// The BLE lock of the reference apps: an EUI-48 device.
+pub const LOCK_ID: &str = "AC-DE-48-00-00-A0";
 /// The service provider the test assistant resolves every device to.
 pub const SP: &str = "meters.sp-one.example";
 
@@ -36,21 +40,11 @@ pub fn manufacturer() -> qr_packer::ManufacturerKey {
     qr_packer::ManufacturerKey::from_secret("acme-test-2026", [0x42; 32]).expect("valid key id")
 }
 
-/// The manifest of a reference app for one device.
+/// The manifest of a reference app for one device (as `qr-packer pack --app` writes it).
 pub fn manifest(app: &AppPair, device: &str) -> qr_packer::Manifest {
-    let access = if app.name.contains("zigbee") { "zigbee" } else { "wifi" };
-    qr_packer::Manifest {
-        format_version: qr_packer::FORMAT_VERSION,
-        app_id: app.name.into(),
-        app_version: "0.1.0".into(),
-        manufacturer: "Acme".into(),
-        product: app.name.into(),
-        access: access.into(),
-        capabilities: Vec::new(),
-        device_id: Some(device.into()),
-        one_time_secret: None,
-        params: Default::default(),
-    }
+    let mut manifest = qr_packer::manifest::reference(app).expect("a reference app");
+    manifest.device_id = Some(device.into());
+    manifest
 }
 
 /// A reference app, signed for one device, as an assistant scans it.
@@ -101,6 +95,8 @@ impl Fixture {
         let store = Arc::new(DeviceStore::open(&dir.path().join("device.sqlite"))?);
         store.provision(eui(METER_ID), AccessTechnology::Wifi)?;
         store.provision(eui(SENSOR_ID), AccessTechnology::Zigbee)?;
+        store.provision(eui(CONTROLLER_ID), AccessTechnology::Ethernet)?;
+        store.provision(eui(LOCK_ID), AccessTechnology::BluetoothLe)?;
         let device = DeviceRuntime::new(sandbox.clone(), store, manufacturer().trusted(), timeouts, true)?;
         Ok(Self { dir, sandbox, services, assistant, identity, device })
     }

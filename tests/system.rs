@@ -277,24 +277,7 @@ impl System {
         let mut agents = Vec::new();
         for d in &DEVICES {
             let db = paths.state(&format!("device-{}.sqlite", d.app));
-            let agent = Service::spawn(
-                &format!("device {}", d.device_id),
-                "device-agent",
-                &args(&[
-                    "serve",
-                    "--db",
-                    &s(&db),
-                    "--device-id",
-                    d.device_id,
-                    "--access",
-                    d.access,
-                    "--trust",
-                    &s(&maker_pub),
-                    "--listen",
-                    "127.0.0.1:0",
-                ]),
-                Some(&paths.log(&format!("device-{}", d.app))),
-            )?;
+            let agent = spawn_agent(&paths, d, &db, "127.0.0.1:0", "")?;
             say(&format!("device {} ({}) waiting on {}", d.device_id, d.access, agent.addr));
             agents.push((d.clone(), agent, db));
         }
@@ -312,7 +295,7 @@ impl System {
                  [sp_endpoints]\n\"{SP_ONE}\" = \"{}\"\n\"{SP_TWO}\" = \"{}\"\n\n\
                  [[networks]]\nWifi = {{ ssid = \"plant-3\", passphrase = \"correct horse battery\" }}\n\n\
                  [[networks]]\nZigbee = {{ pan_id = 6754, extended_pan_id = [221, 221, 221, 221, 221, 221, 221, 221], channel = 15, network_key = [90, 90, 90, 90, 90, 90, 90, 90, 90, 90, 90, 90, 90, 90, 90, 90] }}\n",
-                if fleet > 0 { "max_update_batch = 50\n" } else { "" },
+                if fleet > 0 { "max_update_batch = 50\nrebind_retry_ms = 300\n" } else { "rebind_retry_ms = 300\n" },
                 control.url(),
                 sp_one.url(),
                 sp_two.url()
@@ -400,6 +383,23 @@ impl System {
             &[self.control_args.clone(), vec![addr]].concat(),
             Some(&log),
         )?;
+        Ok(())
+    }
+
+    /// Stops the device agent of `device_id` (SIGKILL): the device is out of reach.
+    pub fn stop_agent(&mut self, device_id: &str) -> anyhow::Result<()> {
+        let agent = self.agents.iter_mut().find(|(d, _, _)| d.device_id == device_id).context("no such device")?;
+        agent.1.kill();
+        Ok(())
+    }
+
+    /// Starts the device agent of `device_id` again, on the same address and store.
+    pub fn restart_agent(&mut self, device_id: &str) -> anyhow::Result<()> {
+        let paths = &self.paths;
+        let agent = self.agents.iter_mut().find(|(d, _, _)| d.device_id == device_id).context("no such device")?;
+        agent.1.kill();
+        let listen = agent.1.addr.to_string();
+        agent.1 = spawn_agent(paths, &agent.0, &agent.2, &listen, "-2")?;
         Ok(())
     }
 
@@ -560,6 +560,28 @@ impl System {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// Starts the device agent of `d` on `listen`.
+fn spawn_agent(paths: &Paths, d: &DeviceSpec, db: &Path, listen: &str, run: &str) -> anyhow::Result<Service> {
+    Service::spawn(
+        &format!("device {}", d.device_id),
+        "device-agent",
+        &args(&[
+            "serve",
+            "--db",
+            &db.display().to_string(),
+            "--device-id",
+            d.device_id,
+            "--access",
+            d.access,
+            "--trust",
+            &paths.state("manufacturer.pub").display().to_string(),
+            "--listen",
+            listen,
+        ]),
+        Some(&paths.log(&format!("device-{}{run}", d.app))),
+    )
 }
 
 fn args(list: &[&str]) -> Vec<String> {

@@ -157,3 +157,32 @@ async fn gateway_killed_while_applying_a_large_update_resumes_without_mixing() -
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_out_of_reach_during_a_hand_over_is_re_bound_when_it_is_back() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut system = System::start(dir.path(), &mut quiet).await?;
+    let meter = &DEVICES[0];
+    system.enroll_from_label(meter.device_id).await?;
+    system.stop_agent(meter.device_id)?;
+
+    system.hand_over(&[meter.device_id])?;
+    let expected = format!("{SP_TWO}/{}/{}", meter.access, meter.device_id);
+    // The gateway learns it at once, but cannot tell the device yet.
+    let deadline = Instant::now() + STEP;
+    loop {
+        let gw = system.gateway_device(meter.device_id).await?;
+        if gw["identifier"] == expected.as_str() {
+            assert_eq!(gw["rebind_pending"], true, "{gw}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the update never reached the gateway: {gw}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(system.device_state(meter.device_id)?["sp_bound_id"], format!("{SP_ONE}/{}/{}", meter.access, meter.device_id).as_str());
+
+    // Back in reach: the gateway's retry re-binds it.
+    system.restart_agent(meter.device_id)?;
+    system.wait_for_identifier(meter.device_id, &expected, STEP).await?;
+    Ok(())
+}

@@ -5,6 +5,33 @@
 //! whose SP changed) and serves a small local HTTP API through which labels
 //! are enrolled. `gateway enroll` and `gateway devices` are clients of that
 //! API; `gateway show` reads the table directly.
+//!
+//! ```toml
+//! db = "gateway.sqlite"                 # the device table (created if missing)
+//! identity_key = "gateway.key"          # Ed25519 seed, hex (created if missing)
+//! listen = "127.0.0.1:7000"             # the local HTTP API (port 0: any; printed)
+//! trusted_manufacturer_keys = ["acme.pub"]
+//! owner = "ACME Utilities"
+//! location = "geo:52.3676,4.9041"
+//! max_update_batch = 1024               # pushed updates per transaction
+//! rebind_retry_ms = 5000                # retry of devices that were out of reach
+//!
+//! [control_server]
+//! url = "http://127.0.0.1:8080"
+//! gateway_id = "gw-plant-3"             # subscription identity
+//! credential = "…"
+//! service_type = "metering"
+//! geo = { lat = 52.37, lon = 4.89 }
+//!
+//! [sp_endpoints]                        # where enrolled devices are reported
+//! "sp-one.example" = "http://127.0.0.1:9001"
+//!
+//! [[networks]]
+//! Wifi = { ssid = "plant-3", passphrase = "…" }
+//! ```
+//!
+//! API: `POST /v1/enroll` (`{"label_text"|"label_image_base64", "device": "HOST:PORT"}`),
+//! `GET /v1/devices`, `GET /v1/devices/{id}`, `GET /v1/stream`, `POST /v1/rebind-pending`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -99,6 +126,13 @@ struct Config {
     /// Most pushed updates applied in one transaction.
     #[serde(default = "default_update_batch")]
     max_update_batch: usize,
+    /// How often devices with a pending re-bind are tried again.
+    #[serde(default = "default_rebind_retry_ms")]
+    rebind_retry_ms: u64,
+}
+
+fn default_rebind_retry_ms() -> u64 {
+    5_000
 }
 
 fn default_update_batch() -> usize {
@@ -195,7 +229,9 @@ async fn serve(config_path: &Path, listen: Option<SocketAddr>, compiler: Option<
     );
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let follower = tokio::spawn(gateway.clone().follow_updates(stopped));
+    let follower = tokio::spawn(gateway.clone().follow_updates(stopped.clone()));
+    // Devices that were out of reach when their SP changed are retried.
+    let retry = tokio::spawn(retry_rebinds(gateway.clone(), stopped, Duration::from_millis(config.rebind_retry_ms)));
 
     let app = Router::new()
         .route("/v1/enroll", post(api_enroll))
@@ -216,7 +252,29 @@ async fn serve(config_path: &Path, listen: Option<SocketAddr>, compiler: Option<
         .context("serving the gateway API")?;
     let _ = stop.send(true);
     let _ = follower.await;
+    let _ = retry.await;
     Ok(())
+}
+
+/// Every `every`, tells enrolled devices whose SP changed while they were
+/// out of reach.
+async fn retry_rebinds(gateway: Arc<Gateway>, mut stop: tokio::sync::watch::Receiver<bool>, every: Duration) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        match gateway.rebind_pending().await {
+            Ok(results) => {
+                for result in results {
+                    if let Err((device, e)) = result {
+                        tracing::debug!(%device, error = %e, "re-bind still pending");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "listing pending re-binds failed"),
+        }
+    }
 }
 
 fn load_or_create_identity(path: &Path) -> anyhow::Result<SigningKey> {

@@ -191,6 +191,25 @@ mod tests {
     }
 
     #[test]
+    fn a_jpeg_photo_with_noise_and_a_margin_is_read() {
+        // A "photo": the label scaled up, set on a grey background off-centre,
+        // with pixel noise, and saved as a lossy JPEG.
+        let text = format!("{}{}", crate::text::PREFIX, "QR0123456789 $%*+-./:".repeat(30));
+        let png = Label::new(&text, Ec::M).unwrap().png(4).unwrap();
+        let code = image::load_from_memory(&png).unwrap().to_luma8();
+        let (w, h) = code.dimensions();
+        let mut photo = image::GrayImage::from_pixel(w + 90, h + 60, image::Luma([180]));
+        image::imageops::overlay(&mut photo, &code, 55, 20);
+        for (i, p) in photo.pixels_mut().enumerate() {
+            let noise = ((i * 2_654_435_761) >> 13) % 41;
+            p.0[0] = p.0[0].saturating_add(noise as u8).saturating_sub(20);
+        }
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 70).encode_image(&photo).unwrap();
+        assert_eq!(read_label_image(&jpeg).unwrap(), text);
+    }
+
+    #[test]
     fn versions_grow_with_the_text_and_970_chars_fit_version_20_at_m() {
         let fits = "A".repeat(970);
         assert_eq!(Label::new(&fits, Ec::M).unwrap().version(), 20);

@@ -272,6 +272,8 @@ impl System {
             );
             say(&format!("label {}.png for {} packed [{} ms] {summary}", d.app, d.device_id, t.elapsed().as_millis()));
         }
+        say("(labels use the shipped dictionary, trained on the reference apps themselves; \
+             a new app's size is the leave-one-out figure in BENCHMARKS.md)");
 
         // The devices, waiting on their local links.
         let mut agents = Vec::new();

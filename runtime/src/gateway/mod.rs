@@ -157,13 +157,10 @@ impl Gateway {
         let decode_verify = t.elapsed();
 
         let t = Instant::now();
-        let stream = tokio::time::timeout(self.timeouts.protocol, tokio::net::TcpStream::connect(device))
-            .await
-            .map_err(|_| GatewayError::DeviceUnreachable { addr: device.to_string(), reason: "timed out".into() })?
-            .map_err(|e| GatewayError::DeviceUnreachable { addr: device.to_string(), reason: e.to_string() })?;
+        let link = self.connect(&device.to_string()).await?;
         let connect = t.elapsed();
 
-        let report: EnrollmentReport = self.assistant.enroll(Link::tcp(stream), &app, EnrollOptions::default()).await?;
+        let report: EnrollmentReport = self.assistant.enroll(link, &app, EnrollOptions::default()).await?;
 
         let t = Instant::now();
         let id = report.relayed.sp_bound_id.clone();
@@ -210,13 +207,19 @@ impl Gateway {
         Ok(results)
     }
 
-    async fn rebind_one(&self, id: &SpBoundId, addr: &str) -> Result<RebindReport, GatewayError> {
+    /// Opens the local link to the device at `addr`.
+    async fn connect(&self, addr: &str) -> Result<Link, GatewayError> {
         let unreachable = |reason: String| GatewayError::DeviceUnreachable { addr: addr.to_string(), reason };
         let stream = tokio::time::timeout(self.timeouts.protocol, tokio::net::TcpStream::connect(addr))
             .await
             .map_err(|_| unreachable("timed out".into()))?
             .map_err(|e| unreachable(e.to_string()))?;
-        let report = rebind_sp(Link::tcp(stream), &self.identity, id.sp(), self.timeouts.protocol).await?;
+        Ok(Link::tcp(stream))
+    }
+
+    async fn rebind_one(&self, id: &SpBoundId, addr: &str) -> Result<RebindReport, GatewayError> {
+        let link = self.connect(addr).await?;
+        let report = rebind_sp(link, &self.identity, id.sp(), self.timeouts.protocol).await?;
         tracing::info!(device = %report.device, id = %report.sp_bound_id, "device re-bound");
         Ok(report)
     }

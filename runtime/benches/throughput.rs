@@ -81,7 +81,7 @@ impl Bench {
         let devices: Vec<(Eui, AccessTechnology, Arc<ScannedApp>)> = (0..n)
             .map(|_| {
                 self.next += 1;
-                let (app, access) = if self.next % 2 == 0 {
+                let (app, access) = if self.next.is_multiple_of(2) {
                     (&self.meter, AccessTechnology::Wifi)
                 } else {
                     (&self.sensor, AccessTechnology::Zigbee)

@@ -157,14 +157,16 @@ async fn serve_device(
 /// `count` consecutive device ids starting at `first`.
 fn fleet_ids(first: Eui, count: usize) -> anyhow::Result<Vec<Eui>> {
     let bytes = first.as_bytes().to_vec();
-    let mut value = bytes.iter().fold(0u128, |v, b| (v << 8) | *b as u128);
-    let mut ids = Vec::with_capacity(count);
-    for _ in 0..count {
-        let raw: Vec<u8> = (0..bytes.len()).rev().map(|i| (value >> (8 * i)) as u8).collect();
-        ids.push(Eui::from_bytes(&raw).with_context(|| format!("fleet device id {}", hex::encode(&raw)))?);
-        value += 1;
+    let start = bytes.iter().fold(0u128, |v, b| (v << 8) | *b as u128);
+    if start + count as u128 > 1u128 << (8 * bytes.len()) {
+        anyhow::bail!("a fleet of {count} from {first} runs past the last {}-bit id", 8 * bytes.len());
     }
-    Ok(ids)
+    (start..start + count as u128)
+        .map(|value| {
+            let raw: Vec<u8> = (0..bytes.len()).rev().map(|i| (value >> (8 * i)) as u8).collect();
+            Eui::from_bytes(&raw).with_context(|| format!("fleet device id {}", hex::encode(&raw)))
+        })
+        .collect()
 }
 
 fn state_json(s: &runtime::device_store::DeviceState) -> serde_json::Value {

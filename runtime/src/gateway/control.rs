@@ -150,7 +150,7 @@ impl ControlServer {
             401 | 403 => ControlError::GatewayRefused { code, message },
             404 => ControlError::UnknownDevice { device, message },
             _ if code.starts_with("sp_rejected") => ControlError::SpRefused { device, code, message },
-            502 | 503 | 504 if code == "sp_unreachable" => ControlError::Failed { code, message },
+            502..=504 if code == "sp_unreachable" => ControlError::Failed { code, message },
             502..=504 => self.unreachable(format!("{code}: {message}")),
             _ => ControlError::Failed { code, message },
         })

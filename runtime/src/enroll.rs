@@ -413,14 +413,15 @@ impl DeviceRuntime {
 
         // The device trusts its manufacturer, not the assistant: the payload
         // must verify with the device's own keys and name this device.
-        let device_half = admit_device_half(&start.payload, &self.trusted, device, state.access)?;
+        let device_half = admit_device_half(start.payload, &self.trusted, device, state.access)?;
         let prepared = self
             .sandbox
             .prepare(&self.cache, HalfKind::Device, &device_half, &self.linker, DeviceHalfPre::new)
             .await
             .map_err(DeviceFailure::Half)?;
-        // The payload and the device half are enrollment information: not kept.
-        drop((device_half, start.payload));
+        // Enrollment information is not kept: the payload went into the
+        // check above, and the device half goes now.
+        drop(device_half);
 
         let transport = TransportEnd::new(std::mem::replace(link, dead_link()), HalfKind::Device, self.timeouts.receive);
         let host = DeviceHost::new(transport, device, state.access, self.sandbox.config().max_memory_bytes);

@@ -122,12 +122,12 @@ pub enum SealError {
 /// device's own trusted keys, checks it names this device, and returns the
 /// device half. Nothing else of the payload is kept.
 pub fn admit_device_half(
-    payload: &[u8],
+    payload: Vec<u8>,
     trusted: &TrustedKeys,
     device: Eui,
     access: AccessTechnology,
 ) -> Result<Vec<u8>, DeviceFailure> {
-    let bundle = SignedPayload::from_bytes(payload.to_vec())
+    let bundle = SignedPayload::from_bytes(payload)
         .verify(trusted)
         .map_err(|e| DeviceFailure::Untrusted(e.to_string()))?;
     let (label_device, label_access) =

@@ -1,0 +1,23 @@
+//! The control server's wire contract: the JSON bodies, query strings, error
+//! codes and route paths that the control server, the gateway's client of it
+//! and service providers (SPs) exchange. The control server and its clients
+//! both use these types, so the wire form has one definition.
+//!
+//! Only data lives here (serde types, no HTTP client or server, no storage),
+//! so any client can depend on it cheaply.
+//!
+//! Modules, one job each:
+//! * [`routes`]: the paths the control server serves, and those an SP serves;
+//! * [`gateway`]: gateway ↔ control server: resolve, pushed association
+//!   updates, long-poll and acknowledgement;
+//! * [`sp`]: control server ↔ SP: validation, the signed move message's
+//!   payload and its acknowledgement, and the device report a gateway relays
+//!   to an SP;
+//! * [`error`]: the error body every route answers with and its stable codes.
+
+pub mod error;
+pub mod gateway;
+pub mod routes;
+pub mod sp;
+
+pub use error::{ErrorBody, ErrorCode, UnknownErrorCode};

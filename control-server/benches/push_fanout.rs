@@ -9,7 +9,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use control_server::unsolicited::MovePayload;
+use control_api::sp::MovePayload;
+use control_server::MovePayloadExt;
 use support::{arg, device};
 
 #[tokio::main]

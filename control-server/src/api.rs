@@ -12,13 +12,13 @@ use axum::http::{HeaderMap, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use control_api::gateway::{ASSOCIATION_EVENT, AckRequest, PollQuery, PollResponse, ResolveRequest, ResolveResponse, UpdatesQuery};
+use control_api::routes;
+use control_api::sp::MoveAck;
 
 use crate::error::{ApiError, parse_json};
-use crate::outbox::{AssociationEvent, OutboxReader};
-use crate::resolve::{ResolveRequest, ResolveResponse};
-use crate::server::ServerState;
-use crate::unsolicited::MoveAck;
+use crate::outbox::OutboxReader;
+use crate::state::ServerState;
 
 /// Largest unsolicited message body accepted (100,000 device ids are ~2 MB).
 pub const MAX_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
@@ -27,13 +27,13 @@ const STREAM_BATCH: i64 = 1000;
 
 pub fn router(state: ServerState) -> Router {
     Router::new()
-        .route("/v1/resolve", post(resolve))
-        .route("/v1/updates", get(updates_stream))
-        .route("/v1/updates/poll", get(updates_poll))
-        .route("/v1/updates/ack", post(ack))
-        .route("/v1/sp/associations", post(sp_associations))
-        .route("/openapi.json", get(openapi))
-        .route("/healthz", get(|| async { "ok" }))
+        .route(routes::RESOLVE, post(resolve))
+        .route(routes::UPDATES, get(updates_stream))
+        .route(routes::UPDATES_POLL, get(updates_poll))
+        .route(routes::UPDATES_ACK, post(ack))
+        .route(routes::SP_ASSOCIATIONS, post(sp_associations))
+        .route(routes::OPENAPI, get(openapi))
+        .route(routes::HEALTHZ, get(|| async { "ok" }))
         .with_state(state)
 }
 
@@ -41,35 +41,6 @@ async fn resolve(State(state): State<ServerState>, headers: HeaderMap, body: Byt
     let gateway = state.auth.authenticate(&headers).await?;
     let request: ResolveRequest = parse_json(&body)?;
     Ok(Json(crate::resolve::resolve(&state, &gateway, request).await?))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpdatesQuery {
-    pub after: Option<u64>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PollQuery {
-    pub after: Option<u64>,
-    pub wait_ms: Option<u64>,
-    pub limit: Option<u64>,
-}
-
-/// `GET /v1/updates/poll` answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PollResponse {
-    pub events: Vec<AssociationEvent>,
-    /// The sequence number to pass as `after` next time.
-    pub next: u64,
-}
-
-/// `POST /v1/updates/ack` body.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AckRequest {
-    pub seq: u64,
 }
 
 fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
@@ -127,7 +98,7 @@ async fn updates_stream(
                                 return;
                             }
                         };
-                        let event = Event::default().id(e.seq.to_string()).event("association").data(data);
+                        let event = Event::default().id(e.seq.to_string()).event(ASSOCIATION_EVENT).data(data);
                         if tx.send(event).await.is_err() {
                             return;
                         }

@@ -43,10 +43,9 @@
 use std::path::Path;
 use std::time::Duration;
 
+use control_api::gateway::Geo;
 use serde::Deserialize;
 use sp_bound_id::{AccessTechnology, Eui, SpIdentity};
-
-use crate::store::Geo;
 
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]

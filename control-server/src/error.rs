@@ -1,17 +1,10 @@
 //! The API's errors: each a stable snake_case code (what a gateway or SP
-//! matches on), an HTTP status, and a human message, sent as
-//! `{"error": "<code>", "message": "<text>"}`.
+//! matches on, [`ErrorCode`]), an HTTP status, and a human message, sent as
+//! an [`ErrorBody`] `{"error": "<code>", "message": "<text>"}`.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
-
-/// The JSON body of every error response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ErrorBody {
-    pub error: String,
-    pub message: String,
-}
+use control_api::{ErrorBody, ErrorCode};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApiError {
@@ -67,37 +60,38 @@ pub enum ApiError {
 
 impl ApiError {
     /// The stable code and HTTP status.
-    pub fn code_and_status(&self) -> (&'static str, StatusCode) {
+    pub fn code_and_status(&self) -> (ErrorCode, StatusCode) {
         use ApiError::*;
         match self {
-            MalformedRequest(_) => ("malformed_request", StatusCode::BAD_REQUEST),
-            UnknownField(_) => ("unknown_field", StatusCode::BAD_REQUEST),
-            InvalidDeviceId(_) => ("invalid_device_id", StatusCode::BAD_REQUEST),
-            InvalidAck(_) => ("invalid_ack", StatusCode::BAD_REQUEST),
-            UnsupportedMediaType(_) => ("unsupported_media_type", StatusCode::UNSUPPORTED_MEDIA_TYPE),
-            BatchTooLarge(_) => ("batch_too_large", StatusCode::PAYLOAD_TOO_LARGE),
-            Unauthenticated(_) => ("unauthenticated", StatusCode::UNAUTHORIZED),
-            UnknownGateway(_) => ("unknown_gateway", StatusCode::FORBIDDEN),
-            RevokedGateway(_) => ("revoked_gateway", StatusCode::FORBIDDEN),
-            NotAuthorized(_) => ("not_authorized", StatusCode::FORBIDDEN),
-            UnknownDevice(_) => ("unknown_device", StatusCode::NOT_FOUND),
-            SpRejected(_) => ("sp_rejected", StatusCode::CONFLICT),
-            SpUnreachable(_) => ("sp_unreachable", StatusCode::BAD_GATEWAY),
-            SpTimeout(_) => ("sp_unreachable", StatusCode::GATEWAY_TIMEOUT),
-            SpBadAnswer(_) => ("sp_bad_answer", StatusCode::BAD_GATEWAY),
-            RedirectLoop(_) => ("redirect_loop", StatusCode::LOOP_DETECTED),
-            TooManyRedirects(_) => ("too_many_redirects", StatusCode::LOOP_DETECTED),
-            BadSignature(_) => ("bad_signature", StatusCode::UNAUTHORIZED),
-            ReplayedMessage(_) => ("replayed_message", StatusCode::CONFLICT),
-            TimestampOutOfWindow(_) => ("timestamp_out_of_window", StatusCode::BAD_REQUEST),
-            UnknownSp(_) => ("unknown_sp", StatusCode::FORBIDDEN),
-            UnregisteredTargetSp(_) => ("unknown_sp", StatusCode::UNPROCESSABLE_ENTITY),
-            Internal(_) => ("internal", StatusCode::INTERNAL_SERVER_ERROR),
+            MalformedRequest(_) => (ErrorCode::MalformedRequest, StatusCode::BAD_REQUEST),
+            UnknownField(_) => (ErrorCode::UnknownField, StatusCode::BAD_REQUEST),
+            InvalidDeviceId(_) => (ErrorCode::InvalidDeviceId, StatusCode::BAD_REQUEST),
+            InvalidAck(_) => (ErrorCode::InvalidAck, StatusCode::BAD_REQUEST),
+            UnsupportedMediaType(_) => (ErrorCode::UnsupportedMediaType, StatusCode::UNSUPPORTED_MEDIA_TYPE),
+            BatchTooLarge(_) => (ErrorCode::BatchTooLarge, StatusCode::PAYLOAD_TOO_LARGE),
+            Unauthenticated(_) => (ErrorCode::Unauthenticated, StatusCode::UNAUTHORIZED),
+            UnknownGateway(_) => (ErrorCode::UnknownGateway, StatusCode::FORBIDDEN),
+            RevokedGateway(_) => (ErrorCode::RevokedGateway, StatusCode::FORBIDDEN),
+            NotAuthorized(_) => (ErrorCode::NotAuthorized, StatusCode::FORBIDDEN),
+            UnknownDevice(_) => (ErrorCode::UnknownDevice, StatusCode::NOT_FOUND),
+            SpRejected(_) => (ErrorCode::SpRejected, StatusCode::CONFLICT),
+            SpUnreachable(_) => (ErrorCode::SpUnreachable, StatusCode::BAD_GATEWAY),
+            SpTimeout(_) => (ErrorCode::SpUnreachable, StatusCode::GATEWAY_TIMEOUT),
+            SpBadAnswer(_) => (ErrorCode::SpBadAnswer, StatusCode::BAD_GATEWAY),
+            RedirectLoop(_) => (ErrorCode::RedirectLoop, StatusCode::LOOP_DETECTED),
+            TooManyRedirects(_) => (ErrorCode::TooManyRedirects, StatusCode::LOOP_DETECTED),
+            BadSignature(_) => (ErrorCode::BadSignature, StatusCode::UNAUTHORIZED),
+            ReplayedMessage(_) => (ErrorCode::ReplayedMessage, StatusCode::CONFLICT),
+            TimestampOutOfWindow(_) => (ErrorCode::TimestampOutOfWindow, StatusCode::BAD_REQUEST),
+            UnknownSp(_) => (ErrorCode::UnknownSp, StatusCode::FORBIDDEN),
+            UnregisteredTargetSp(_) => (ErrorCode::UnknownSp, StatusCode::UNPROCESSABLE_ENTITY),
+            Internal(_) => (ErrorCode::Internal, StatusCode::INTERNAL_SERVER_ERROR),
         }
     }
 
+    /// The code's wire text.
     pub fn code(&self) -> &'static str {
-        self.code_and_status().0
+        self.code_and_status().0.as_str()
     }
 
     pub fn status(&self) -> StatusCode {
@@ -147,9 +141,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (code, status) = self.code_and_status();
         if status.is_server_error() {
-            tracing::warn!(code, message = %self, "request failed");
+            tracing::warn!(code = code.as_str(), message = %self, "request failed");
         }
-        let body = ErrorBody { error: code.to_owned(), message: self.to_string() };
+        let body = ErrorBody::new(code, self.to_string());
         (status, axum::Json(body)).into_response()
     }
 }
@@ -171,7 +165,7 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
 mod tests {
     use super::*;
 
-    #[derive(Debug, Deserialize)]
+    #[derive(Debug, serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     #[allow(dead_code)]
     struct Probe {
@@ -190,5 +184,14 @@ mod tests {
         let catalogue = ApiError::catalogue();
         assert!(catalogue.iter().any(|(c, s)| *c == "redirect_loop" && *s == 508));
         assert!(catalogue.iter().all(|(c, _)| c.chars().all(|ch| ch.is_ascii_lowercase() || ch == '_')));
+    }
+
+    #[test]
+    fn the_catalogue_is_exactly_the_wire_codes() {
+        let catalogue = ApiError::catalogue();
+        for code in ErrorCode::ALL {
+            assert!(catalogue.iter().any(|(c, _)| *c == code.as_str()), "{code:?} is never sent");
+        }
+        assert!(catalogue.iter().all(|(c, _)| c.parse::<ErrorCode>().is_ok()));
     }
 }

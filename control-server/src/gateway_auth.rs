@@ -109,11 +109,6 @@ impl GatewayAuth {
         }
         Ok(record)
     }
-
-    /// Forgets a cached gateway (after a revocation through this process).
-    pub fn forget(&self, id: &str) {
-        self.cache.write().unwrap_or_else(|p| p.into_inner()).remove(id);
-    }
 }
 
 /// The user name and password of an HTTP Basic `Authorization` header.

@@ -8,33 +8,49 @@
 //! unsolicited messages; every change is written, in the same transaction,
 //! to a durable per-gateway outbox that gateways read as a resumable stream.
 //!
-//! Modules, one job each:
-//! * [`config`]: the TOML file and policy an operator starts the server with;
-//! * [`store`]: sqlx storage (SQLite or PostgreSQL) and migrations;
-//! * [`mapping`]: the [`mapping::MappingTable`], an in-memory read-through cache over the store;
-//! * [`gateway_auth`]: who may ask (HTTP Basic, cached credential checks);
-//! * [`sp_client`]: SP validation and redirect chains;
-//! * [`resolve`]: the resolve decision (table or SP, full identifier mode);
-//! * [`unsolicited`]: COSE_Sign1 SP messages: building, verifying, replay;
-//! * [`outbox`]: per-gateway push (events, wake-ups, SSE and long-poll);
-//! * [`api`], [`error`], [`openapi`]: the HTTP surface;
-//! * [`server`]: wiring it all together;
-//! * [`sp_sim`]: a configurable SP network for tests and the demo.
+//! The wire contract (bodies, error codes, routes) is the `control_api`
+//! crate, shared with the gateway's client and SPs.
+//!
+//! Modules, one job each (private unless marked public):
+//! * [`config`] (public): the TOML file and policy an operator starts the server with;
+//! * [`store`] (public): sqlx storage (SQLite or PostgreSQL) and migrations;
+//! * `mapping`: the mapping table, an in-memory read-through cache over the store;
+//! * `gateway_auth`: who may ask (HTTP Basic, cached credential checks);
+//! * `sp_client`: SP validation and redirect chains;
+//! * `state`: [`ServerState`], what every request handler shares, and
+//!   registering the configuration;
+//! * `resolve`: the resolve decision (table or SP, full identifier mode);
+//! * `unsolicited`: COSE_Sign1 SP messages: building ([`MovePayloadExt`]), verifying, replay;
+//! * `outbox`: per-gateway push (wake-ups, reading the outbox in order);
+//! * `api`, `error`, `openapi`: the HTTP surface;
+//! * `server`: serving the routes on a listener ([`start`]);
+//! * [`sp_sim`] (public): a configurable SP network for tests and the demo.
+//!
+//! Imports go one way: `server` → `api` → `resolve` / `unsolicited` →
+//! `state` → `mapping` / `gateway_auth` / `sp_client` / `outbox` → `store`.
 
-pub mod api;
-pub mod clock;
 pub mod config;
-pub mod error;
-pub mod gateway_auth;
-pub mod mapping;
-pub mod openapi;
-pub mod outbox;
-pub mod resolve;
-pub mod server;
-pub mod sp_client;
 pub mod sp_sim;
 pub mod store;
-pub mod unsolicited;
+
+mod api;
+mod clock;
+mod error;
+mod gateway_auth;
+mod mapping;
+mod openapi;
+mod outbox;
+mod resolve;
+mod server;
+mod sp_client;
+mod state;
+mod unsolicited;
+
+pub use gateway_auth::{hash_credential, validate_gateway_id};
+pub use openapi::ROUTES;
+pub use server::{RunningServer, start};
+pub use state::{ServerState, StartError};
+pub use unsolicited::{BuildError, MovePayloadExt, random_hex};
 
 /// Installs the process-wide rustls crypto provider (ring) used by the SP
 /// client. Idempotent; call once at start-up of any binary or test that makes

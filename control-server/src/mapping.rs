@@ -40,10 +40,6 @@ impl MappingTable {
         Self { store, ttl, inner: Arc::default() }
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
     /// The row of `device_id` (canonical EUI text), if the table has it.
     pub async fn get(&self, device_id: &str) -> Result<Option<Arc<MappingRow>>, StoreError> {
         {

@@ -2,6 +2,7 @@
 //! hand next to the types it describes; a test checks that every route of
 //! [`crate::api::router`] is described and every error code is listed.
 
+use control_api::routes;
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
@@ -12,13 +13,13 @@ fn error_response(description: &str) -> Value {
 
 /// The routes the document describes, as (method, path).
 pub const ROUTES: [(&str, &str); 7] = [
-    ("post", "/v1/resolve"),
-    ("get", "/v1/updates"),
-    ("get", "/v1/updates/poll"),
-    ("post", "/v1/updates/ack"),
-    ("post", "/v1/sp/associations"),
-    ("get", "/openapi.json"),
-    ("get", "/healthz"),
+    ("post", routes::RESOLVE),
+    ("get", routes::UPDATES),
+    ("get", routes::UPDATES_POLL),
+    ("post", routes::UPDATES_ACK),
+    ("post", routes::SP_ASSOCIATIONS),
+    ("get", routes::OPENAPI),
+    ("get", routes::HEALTHZ),
 ];
 
 pub fn document() -> Value {
@@ -155,10 +156,10 @@ impl WithErrors for Value {
     /// Adds the shared error responses to the gateway routes.
     fn with_gateway_errors(mut self, gateway: Value, resolve: Value) -> Value {
         for (path, errors) in [
-            ("/v1/resolve", &resolve),
-            ("/v1/updates", &gateway),
-            ("/v1/updates/poll", &gateway),
-            ("/v1/updates/ack", &gateway),
+            (routes::RESOLVE, &resolve),
+            (routes::UPDATES, &gateway),
+            (routes::UPDATES_POLL, &gateway),
+            (routes::UPDATES_ACK, &gateway),
         ] {
             let Some(op) = self.pointer_mut(&format!("/paths/{}", path.replace('/', "~1"))).and_then(|p| {
                 p.as_object_mut().and_then(|m| m.values_mut().next())

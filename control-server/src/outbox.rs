@@ -17,26 +17,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use control_api::gateway::AssociationEvent;
 use tokio::sync::watch;
 
 use crate::store::{Store, StoreError};
-
-/// One association change as a gateway receives it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AssociationEvent {
-    pub seq: u64,
-    pub device_id: String,
-    pub sp: String,
-    pub previous_sp: Option<String>,
-    pub service_type: Option<String>,
-    /// The device's access technology, when the table knows it: with it a
-    /// gateway can build the complete identifier of a device it has not seen.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub access: Option<String>,
-    pub changed_at: String,
-    pub message_id: String,
-}
 
 /// Wakes the readers of a gateway's outbox when new events are committed.
 #[derive(Debug, Default, Clone)]

@@ -12,54 +12,15 @@
 
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
+use control_api::gateway::{ResolveRequest, ResolveResponse, Source};
+use control_api::sp::ValidateRequest;
 use sp_bound_id::{AccessTechnology, Eui, SpBoundId, SpIdentity};
 
 use crate::clock;
 use crate::error::ApiError;
 use crate::gateway_auth::AuthenticatedGateway;
-use crate::server::ServerState;
-use crate::sp_client::ValidateRequest;
-use crate::store::{ChangeError, ChangeSet, Geo};
-
-/// `POST /v1/resolve` body.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ResolveRequest {
-    pub device_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub access: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub geo: Option<Geo>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subscription: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service_type: Option<String>,
-    #[serde(default)]
-    pub full_identifier: bool,
-}
-
-/// Where an answer came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Source {
-    Table,
-    Sp,
-}
-
-/// `POST /v1/resolve` answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ResolveResponse {
-    pub device_id: String,
-    pub sp: String,
-    pub service_type: Option<String>,
-    pub source: Source,
-    pub validated_at: String,
-    pub identifier: Option<String>,
-    /// True only when the SP could not be reached and policy allowed the table's answer.
-    #[serde(default)]
-    pub stale: bool,
-}
+use crate::state::ServerState;
+use crate::store::{ChangeError, ChangeSet};
 
 /// Answers one resolve request for an authenticated gateway.
 pub async fn resolve(

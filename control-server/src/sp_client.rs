@@ -9,30 +9,12 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use control_api::routes;
+use control_api::sp::{ValidateRequest, Verdict};
 use sp_bound_id::SpIdentity;
 
 use crate::error::ApiError;
-use crate::store::{Geo, Store, StoreError};
-
-/// What the control server sends an SP to validate an association.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ValidateRequest {
-    pub device_id: String,
-    pub service_type: Option<String>,
-    pub gateway: String,
-    pub geo: Option<Geo>,
-}
-
-/// An SP's answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "verdict", rename_all = "snake_case")]
-pub enum Verdict {
-    Confirm,
-    Redirect { sp: String },
-    Reject { #[serde(default)] reason: String },
-}
+use crate::store::{Store, StoreError};
 
 /// Why a validation chain ended without a confirmation.
 #[derive(Debug, thiserror::Error)]
@@ -107,7 +89,7 @@ impl SpClient {
 
     /// One validation call to one SP.
     pub async fn validate_once(&self, sp: &str, base_url: &str, request: &ValidateRequest) -> Result<Verdict, ValidationError> {
-        let url = format!("{}/v1/validate", base_url.trim_end_matches('/'));
+        let url = format!("{}{}", base_url.trim_end_matches('/'), routes::SP_VALIDATE);
         let answer = self.http.post(&url).json(request).send().await.map_err(|e| self.call_error(sp, e))?;
         let status = answer.status();
         if status.is_server_error() {
@@ -160,20 +142,5 @@ impl SpClient {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn verdicts_have_the_documented_json() {
-        assert_eq!(serde_json::to_string(&Verdict::Confirm).unwrap(), r#"{"verdict":"confirm"}"#);
-        let redirect: Verdict = serde_json::from_str(r#"{"verdict":"redirect","sp":"sp-two.example"}"#).unwrap();
-        assert_eq!(redirect, Verdict::Redirect { sp: "sp-two.example".into() });
-        let reject: Verdict = serde_json::from_str(r#"{"verdict":"reject"}"#).unwrap();
-        assert_eq!(reject, Verdict::Reject { reason: String::new() });
-        assert!(serde_json::from_str::<Verdict>(r#"{"verdict":"maybe"}"#).is_err());
     }
 }

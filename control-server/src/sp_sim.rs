@@ -24,14 +24,15 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use control_api::ErrorBody;
+use control_api::routes;
+use control_api::sp::{DeviceReport, MoveAck, MovePayload, ValidateRequest, Verdict};
 use ed25519_dalek::SigningKey;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sp_bound_id::{SpBoundId, SpIdentity};
 
-use crate::error::ErrorBody;
-use crate::sp_client::{ValidateRequest, Verdict};
-use crate::unsolicited::{MoveAck, MovePayload};
+use crate::unsolicited::{BuildError, MovePayloadExt};
 
 /// How the simulated SP answers a validation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,18 +64,6 @@ impl FromStr for Behaviour {
             )),
         }
     }
-}
-
-/// A device identity relayed to the SP after enrollment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeviceReport {
-    pub identifier: String,
-    pub public_key: String,
-    #[serde(default)]
-    pub device_id: Option<String>,
-    #[serde(default)]
-    pub relayed_by: Option<String>,
 }
 
 /// `POST /admin/verdict` body: set the behaviour for one device, or the default.
@@ -222,8 +211,8 @@ pub async fn start(
         validate_calls: 0,
     }));
     let router = Router::new()
-        .route("/v1/validate", post(validate))
-        .route("/v1/devices", post(report_device).get(list_devices))
+        .route(routes::SP_VALIDATE, post(validate))
+        .route(routes::SP_DEVICES, post(report_device).get(list_devices))
         .route("/admin/verdict", post(set_verdict))
         .route("/admin/stats", get(stats))
         .with_state(sim);
@@ -269,7 +258,7 @@ pub fn load_key(path: &Path) -> Result<SigningKey, KeyError> {
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
     #[error("cannot build the message: {0}")]
-    Build(#[from] crate::unsolicited::BuildError),
+    Build(#[from] BuildError),
     #[error("cannot reach the control server: {0}")]
     Http(#[from] reqwest::Error),
     #[error("the control server refused the message (HTTP {status}): {} — {}", body.error, body.message)]
@@ -290,7 +279,7 @@ impl SendError {
 
 /// POSTs raw message bytes to `{control_server}/v1/sp/associations`.
 pub async fn send_message(http: &reqwest::Client, control_server: &str, message: Vec<u8>) -> Result<MoveAck, SendError> {
-    let url = format!("{}/v1/sp/associations", control_server.trim_end_matches('/'));
+    let url = format!("{}{}", control_server.trim_end_matches('/'), routes::SP_ASSOCIATIONS);
     let answer = http.post(url).header("content-type", "application/cose").body(message).send().await?;
     let status = answer.status().as_u16();
     let text = answer.text().await?;

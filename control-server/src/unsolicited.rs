@@ -3,7 +3,8 @@
 //! The message is a COSE_Sign1 (RFC 9052), tagged or untagged, signed with
 //! the sending SP's registered Ed25519 key: protected header `alg = EdDSA`
 //! (-8) and `kid` = the sender's SP identity as UTF-8 bytes. The payload is a
-//! CBOR map with text keys ([`MovePayload`]):
+//! CBOR map with text keys ([`MovePayload`], defined in `control_api::sp`;
+//! [`MovePayloadExt`] stamps and signs one):
 //!
 //! | key | type | meaning |
 //! | --- | --- | --- |
@@ -25,47 +26,17 @@
 use std::collections::HashSet;
 use std::str::FromStr;
 
+use control_api::sp::{MoveAck, MovePayload};
 use coset::{CborSerializable, CoseSign1, CoseSign1Builder, HeaderBuilder, TaggedCborSerializable, iana};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use rand::RngCore;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sp_bound_id::{Eui, SpIdentity};
 
 use crate::clock;
 use crate::error::ApiError;
-use crate::server::ServerState;
+use crate::state::ServerState;
 use crate::store::{ChangeError, ChangeSet, SpRecord};
-
-/// The signed payload of a move message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MovePayload {
-    pub sender: String,
-    pub new_sp: String,
-    pub devices: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service_type: Option<String>,
-    pub timestamp: u64,
-    pub nonce: serde_bytes::ByteBuf,
-}
-
-/// The control server's acknowledgement of an accepted message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MoveAck {
-    pub message_id: String,
-    pub accepted_at: String,
-    /// Devices listed in the message (after removing duplicates).
-    pub devices: usize,
-    /// Devices whose association changed (including created ones).
-    pub changed: usize,
-    /// Devices the table did not have before.
-    pub created: usize,
-    /// Gateways that got outbox events.
-    pub gateways: usize,
-    /// Outbox events written.
-    pub events: usize,
-}
 
 /// Why a message could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -81,24 +52,24 @@ pub fn random_hex(n: usize) -> String {
     hex::encode(bytes)
 }
 
-impl MovePayload {
+/// Building a [`MovePayload`] and signing it as a COSE_Sign1 message.
+pub trait MovePayloadExt: Sized {
     /// A payload stamped now, with a fresh random nonce.
-    pub fn new(sender: &str, new_sp: &str, devices: Vec<String>, service_type: Option<String>) -> Self {
+    fn new(sender: &str, new_sp: &str, devices: Vec<String>, service_type: Option<String>) -> Self;
+
+    /// The tagged COSE_Sign1 bytes, signed with `key` (kid = sender).
+    fn sign(&self, key: &SigningKey) -> Result<Vec<u8>, BuildError>;
+}
+
+impl MovePayloadExt for MovePayload {
+    fn new(sender: &str, new_sp: &str, devices: Vec<String>, service_type: Option<String>) -> Self {
         let mut nonce = vec![0u8; 16];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let timestamp = u64::try_from(clock::now_ms() / 1000).unwrap_or(0);
-        Self {
-            sender: sender.to_owned(),
-            new_sp: new_sp.to_owned(),
-            devices,
-            service_type,
-            timestamp,
-            nonce: serde_bytes::ByteBuf::from(nonce),
-        }
+        Self { sender: sender.to_owned(), new_sp: new_sp.to_owned(), devices, service_type, timestamp, nonce }
     }
 
-    /// The tagged COSE_Sign1 bytes, signed with `key` (kid = sender).
-    pub fn sign(&self, key: &SigningKey) -> Result<Vec<u8>, BuildError> {
+    fn sign(&self, key: &SigningKey) -> Result<Vec<u8>, BuildError> {
         let mut payload = Vec::new();
         ciborium::into_writer(self, &mut payload).map_err(|e| BuildError::Encode(e.to_string()))?;
         let protected = HeaderBuilder::new()
@@ -271,7 +242,7 @@ pub async fn accept(state: &ServerState, body: &[u8]) -> Result<MoveAck, ApiErro
         new_sp: new_sp.as_str().to_owned(),
         service_type: payload.service_type.clone(),
         devices,
-        nonce: Some((payload.nonce.to_vec(), kid.clone())),
+        nonce: Some((payload.nonce.clone(), kid.clone())),
         prune_nonces_before: now_ms - 2 * window.saturating_mul(1000),
         push: state.config.push.rule(),
     };

@@ -6,9 +6,10 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use control_api::sp::MovePayload;
+use control_server::MovePayloadExt;
 use control_server::config::{PushMode, UnseenDevices};
 use control_server::sp_sim::Behaviour;
-use control_server::unsolicited::MovePayload;
 use serde_json::json;
 
 const LONG_AGO: Option<i64> = Some(1_000_000_000); // 2001: stale under any max_age
@@ -580,7 +581,7 @@ async fn openapi_is_served(backend: Backend) {
     let doc: serde_json::Value =
         h.http.get(format!("{}/openapi.json", h.base)).send().await.unwrap().json().await.unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
-    for (method, path) in control_server::openapi::ROUTES {
+    for (method, path) in control_server::ROUTES {
         let answer = match method {
             "get" => h.http.get(format!("{}{path}", h.base)),
             _ => h.http.post(format!("{}{path}", h.base)),

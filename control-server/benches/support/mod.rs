@@ -19,7 +19,7 @@ pub async fn database(kind: &str, dir: &std::path::Path) -> anyhow::Result<Strin
         "postgres" => {
             let base = std::env::var("TEST_POSTGRES_URL")
                 .map_err(|_| anyhow::anyhow!("set TEST_POSTGRES_URL (eval \"$(scripts/postgres env)\")"))?;
-            let name = format!("cs_bench_{}", control_server::unsolicited::random_hex(6));
+            let name = format!("cs_bench_{}", control_server::random_hex(6));
             let mut conn = sqlx::PgConnection::connect(&base).await?;
             sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await?;
             let (prefix, _) = base.rsplit_once('/').ok_or_else(|| anyhow::anyhow!("TEST_POSTGRES_URL lacks /db"))?;

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use control_api::gateway::Geo;
 use control_server::config::{Config, parse_public_key};
-use control_server::gateway_auth::{hash_credential, validate_gateway_id};
-use control_server::server::{ServerState, start};
-use control_server::store::{Geo, SpRecord, Store};
+use control_server::store::{SpRecord, Store};
+use control_server::{ServerState, hash_credential, start, validate_gateway_id};
 use sp_bound_id::SpIdentity;
 
 #[derive(Parser)]

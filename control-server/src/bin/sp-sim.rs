@@ -7,8 +7,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use control_api::sp::MovePayload;
+use control_server::MovePayloadExt;
 use control_server::sp_sim::{self, Behaviour};
-use control_server::unsolicited::MovePayload;
 
 #[derive(Parser)]
 #[command(about = "Simulated SP: validates (confirm/redirect/reject/slow/down), records device reports, sends signed moves")]

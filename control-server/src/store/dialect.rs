@@ -11,14 +11,14 @@ macro_rules! backend {
         pub mod $modname {
             use std::collections::{BTreeMap, HashMap};
 
+            use control_api::gateway::{AssociationEvent, Geo};
             use sqlx::{QueryBuilder, Row};
 
             use super::$bulk as bulk;
 
-            use crate::outbox::AssociationEvent;
             use crate::store::{
-                AckError, ChangeError, ChangeOutcome, ChangeSet, GatewayRecord, Geo, HistoryRow, MappingRow,
-                OutboxRow, SpRecord, StoreError,
+                AckError, ChangeError, ChangeOutcome, ChangeSet, GatewayRecord, HistoryRow, MappingRow, OutboxRow,
+                SpRecord, StoreError,
             };
 
             type Db = $db;

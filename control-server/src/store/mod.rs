@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::Duration;
 
+use control_api::gateway::Geo;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
@@ -56,14 +57,6 @@ impl From<sqlx::Error> for ChangeError {
     fn from(e: sqlx::Error) -> Self {
         Self::Store(StoreError::Database(e))
     }
-}
-
-/// A gateway's geo-location.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Geo {
-    pub lat: f64,
-    pub lon: f64,
 }
 
 /// A registered gateway as stored.

@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use base64::Engine;
+use control_api::sp::{MoveAck, MovePayload};
 use control_server::config::{Config, GatewayConfig, MappingConfig, SpConfig};
-use control_server::server::{RunningServer, ServerState};
 use control_server::sp_sim::{self, Behaviour, RunningSpSim, SendError};
 use control_server::store::Store;
-use control_server::unsolicited::{MoveAck, MovePayload};
+use control_server::{MovePayloadExt, RunningServer, ServerState};
 use ed25519_dalek::SigningKey;
 use serde_json::{Value, json};
 use sqlx::Connection;
@@ -35,7 +35,7 @@ pub async fn database_url(backend: Backend, dir: &tempfile::TempDir) -> Option<S
                 eprintln!("skipping the PostgreSQL variant: TEST_POSTGRES_URL is not set (scripts/postgres env)");
                 return None;
             };
-            let name = format!("cs_{}", control_server::unsolicited::random_hex(8));
+            let name = format!("cs_{}", control_server::random_hex(8));
             let mut conn = sqlx::PgConnection::connect(&base).await.expect("connect to TEST_POSTGRES_URL");
             sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                 .execute(&mut conn)
@@ -122,7 +122,7 @@ pub async fn harness(
     configure(&mut config);
     let store = Store::connect(&url).await.expect("connect store");
     let state = ServerState::new(store, config).await.expect("server state");
-    let server = control_server::server::start(state, "127.0.0.1:0".parse().unwrap()).await.expect("start server");
+    let server = control_server::start(state, "127.0.0.1:0".parse().unwrap()).await.expect("start server");
     let base = format!("http://{}", server.addr);
     Some(Harness { server, sps: running, http: control_server::http_client(), base, _dir: dir })
 }

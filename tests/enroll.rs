@@ -4,17 +4,18 @@
 
 use end_to_end_tests::*;
 use enrollment_apps::{AppPair, WIFI_METER, ZIGBEE_SENSOR};
-use runtime::credentials::NetworkCredentials;
-use runtime::device_store::DeviceStore;
-use runtime::link::{DeviceFailure, Link};
-use runtime::{AccessTechnology, EnrollError, EnrollOptions, EnrollmentReport};
+use enrollment_assistant::NetworkCredentials;
+use enrollment_device::DeviceStore;
+use enrollment_device::DeviceFailure;
+use enrollment_host::{FailureCode, Link, WireFailure};
+use enrollment_assistant::{AccessTechnology, EnrollError, EnrollOptions, EnrollmentReport};
 
 async fn enroll_in_process(
     fx: &Fixture,
     app: &AppPair,
     device: &str,
     options: EnrollOptions,
-) -> (Result<EnrollmentReport, EnrollError>, Result<runtime::enroll::DeviceReport, DeviceFailure>) {
+) -> (Result<EnrollmentReport, EnrollError>, Result<enrollment_device::DeviceReport, DeviceFailure>) {
     let (a, b) = Link::memory_pair();
     let app = label(app, device);
     tokio::join!(fx.assistant.enroll(a, &app, options), fx.device.serve(eui(device), b))
@@ -82,7 +83,10 @@ async fn sealed_device_refuses_a_second_enrollment_unless_rebound_by_its_assista
         other.assistant.enroll(a, &app, EnrollOptions { rebind: true }),
         fx.device.serve(eui(METER_ID), b)
     );
-    assert!(matches!(stranger, Err(EnrollError::Device(DeviceFailure::BadRebindAuthorization))), "{stranger:?}");
+    assert!(
+        matches!(&stranger, Err(EnrollError::Device(f)) if f.code == FailureCode::BadRebindAuthorization),
+        "{stranger:?}"
+    );
     assert_eq!(fx.device.store().state(&eui(METER_ID))?, before, "refusal changes nothing");
 
     // The assistant it enrolled with can.
@@ -156,8 +160,8 @@ async fn zigbee_sensor_enrolls_over_tcp_with_a_device_agent_process() -> anyhow:
 
 /// Plays a hostile phone: sends `payload` as the app and returns how the
 /// device answered.
-async fn device_answer_to(fx: &Fixture, device: &str, payload: Vec<u8>) -> anyhow::Result<DeviceFailure> {
-    use runtime::link::{Frame, Start};
+async fn device_answer_to(fx: &Fixture, device: &str, payload: Vec<u8>) -> anyhow::Result<WireFailure> {
+    use enrollment_host::frame::{Frame, Start};
     let (mut phone, b) = Link::memory_pair();
     let serve = fx.device.serve(eui(device), b);
     let play = async {
@@ -165,7 +169,7 @@ async fn device_answer_to(fx: &Fixture, device: &str, payload: Vec<u8>) -> anyho
         phone.tx.send(Frame::Start(Start { payload, assistant_key: fx.assistant.public_key(), rebind: None })).await?;
         match phone.rx.recv().await? {
             Frame::Failed(failure) => Ok(failure),
-            other => anyhow::bail!("device went on: {}", runtime::link::frame_name(&other)),
+            other => anyhow::bail!("device went on: {}", enrollment_host::frame::frame_name(&other)),
         }
     };
     let (served, answer) = tokio::join!(serve, play);
@@ -184,18 +188,21 @@ async fn the_device_refuses_a_half_its_manufacturer_did_not_sign() -> anyhow::Re
     let at = swapped.len() - 80;
     swapped[at] ^= 0x01;
     let failure = device_answer_to(&fx, METER_ID, swapped).await?;
-    assert!(matches!(failure, DeviceFailure::Untrusted(ref why) if why.contains("signature")), "{failure}");
+    assert!(
+        failure.code == FailureCode::Untrusted && failure.detail.as_deref().is_some_and(|why| why.contains("signature")),
+        "{failure}"
+    );
 
     // A label signed by another manufacturer, well formed and self-consistent.
     let stranger = qr_packer::ManufacturerKey::from_secret("other-maker", [7; 32])?;
-    let foreign = runtime::label::seal(WIFI_METER.phone, WIFI_METER.device, &manifest(&WIFI_METER, METER_ID), &stranger)?;
+    let foreign = enrollment_assistant::label::seal(WIFI_METER.phone, WIFI_METER.device, &manifest(&WIFI_METER, METER_ID), &stranger)?;
     let failure = device_answer_to(&fx, METER_ID, foreign.signed_bytes().to_vec()).await?;
-    assert!(matches!(failure, DeviceFailure::Untrusted(_)), "{failure}");
+    assert_eq!(failure.code, FailureCode::Untrusted, "{failure}");
 
     // A genuine label of another device of the same manufacturer.
     let other_device = label(&WIFI_METER, "AC-DE-48-00-00-81").signed_bytes().to_vec();
     let failure = device_answer_to(&fx, METER_ID, other_device).await?;
-    assert!(matches!(failure, DeviceFailure::NotForThisDevice(_)), "{failure}");
+    assert_eq!(failure.code, FailureCode::NotForThisDevice, "{failure}");
 
     assert_eq!(fx.device.store().state(&eui(METER_ID))?, before, "refusals change nothing");
     // And the genuine one still enrolls.
@@ -224,13 +231,13 @@ async fn no_service_provider_means_nothing_is_created_and_the_device_is_told_why
     let mut services = assistant_services();
     services.default_sp = None;
     let services = std::sync::Arc::new(services);
-    fx.assistant = runtime::AssistantRuntime::new(fx.sandbox.clone(), services.clone(), fx.identity.clone(), Default::default())?;
+    fx.assistant = enrollment_assistant::AssistantRuntime::new(fx.sandbox.clone(), services.clone(), fx.identity.clone(), Default::default())?;
     let before = fx.device.store().state(&eui(METER_ID))?;
     let (assistant, device) = enroll_in_process(&fx, &WIFI_METER, METER_ID, EnrollOptions::default()).await;
     assert!(matches!(assistant, Err(EnrollError::PhoneHalf { .. })), "{assistant:?}");
     match device {
         Err(DeviceFailure::Aborted(reason)) => {
-            assert!(reason.contains("no service provider is known for device"), "{reason}")
+            assert!(reason.to_string().contains("no service provider is known for device"), "{reason}")
         }
         other => panic!("the device should be told why: {other:?}"),
     }
@@ -241,18 +248,21 @@ async fn no_service_provider_means_nothing_is_created_and_the_device_is_told_why
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_sp_rebind_is_accepted_only_from_the_assistant_the_device_enrolled_with() -> anyhow::Result<()> {
-    use runtime::rebind::{RebindError, rebind_sp};
+    use enrollment_assistant::rebind::{RebindError, rebind_sp};
     let fx = Fixture::new()?;
     let (first, _) = enroll_in_process(&fx, &WIFI_METER, METER_ID, EnrollOptions::default()).await;
     let first = first?;
     let before = fx.device.store().state(&eui(METER_ID))?.expect("provisioned");
-    let sp_two = runtime::SpIdentity::new("sp-two.example")?;
+    let sp_two = enrollment_assistant::SpIdentity::new("sp-two.example")?;
     let timeout = std::time::Duration::from_secs(5);
 
     let stranger = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
     let (a, b) = Link::memory_pair();
     let (refused, device) = tokio::join!(rebind_sp(a, &stranger, &sp_two, timeout), fx.device.serve(eui(METER_ID), b));
-    assert!(matches!(refused, Err(RebindError::Device(DeviceFailure::BadRebindAuthorization))), "{refused:?}");
+    assert!(
+        matches!(&refused, Err(RebindError::Device(f)) if f.code == FailureCode::BadRebindAuthorization),
+        "{refused:?}"
+    );
     assert!(device.is_err());
     assert_eq!(fx.device.store().state(&eui(METER_ID))?.as_ref(), Some(&before), "refusal changes nothing");
 

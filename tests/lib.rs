@@ -13,12 +13,13 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use ed25519_dalek::SigningKey;
-use runtime::credentials::NetworkCredentials;
-use runtime::device_store::DeviceStore;
+use enrollment_assistant::NetworkCredentials;
+use enrollment_device::DeviceStore;
 use enrollment_apps::AppPair;
-use runtime::label::ScannedApp;
-use runtime::phone::ConfiguredAssistant;
-use runtime::{AccessTechnology, AssistantRuntime, DeviceRuntime, Eui, Sandbox, SandboxConfig, SpIdentity, Timeouts};
+use enrollment_assistant::ScannedApp;
+use enrollment_assistant::ConfiguredAssistant;
+use enrollment_assistant::{AccessTechnology, AssistantRuntime, Eui, Sandbox, SandboxConfig, SpIdentity, Timeouts};
+use enrollment_device::DeviceRuntime;
 
 /// The Wi-Fi meter of the reference apps: an EUI-48 device.
 pub const METER_ID: &str = "AC-DE-48-00-00-80";
@@ -49,7 +50,7 @@ pub fn manifest(app: &AppPair, device: &str) -> qr_packer::Manifest {
 
 /// A reference app, signed for one device, as an assistant scans it.
 pub fn label(app: &AppPair, device: &str) -> ScannedApp {
-    runtime::label::seal(app.phone, app.device, &manifest(app, device), &manufacturer()).expect("reference app packs")
+    enrollment_assistant::label::seal(app.phone, app.device, &manifest(app, device), &manufacturer()).expect("reference app packs")
 }
 
 /// Assistant configuration used by the tests.

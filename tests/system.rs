@@ -465,7 +465,7 @@ impl System {
     /// Reads the gateway's store file directly: its stream position, and how
     /// many of `devices` are on SP 2 and how many still on SP 1 (or unknown).
     pub async fn gateway_store_split(&self, devices: &[String]) -> anyhow::Result<(u64, usize, usize)> {
-        let store = runtime::gateway::store::GatewayStore::open(&self.paths.state("gateway.sqlite"))?;
+        let store = enrollment_gateway::store::GatewayStore::open(&self.paths.state("gateway.sqlite"))?;
         let last_seq = store.last_seq().await?;
         let known = store.devices().await?;
         let mut moved = 0;

@@ -191,6 +191,7 @@ pub fn train(apps: &[TrainingApp<'_>]) -> Vec<u8> {
 /// A dictionary trained on the reference apps of `enrollment-apps`,
 /// stripped, leaving out the app named `leave_out` (for leave-one-out
 /// measurements: a dictionary is never measured on an app it was trained on).
+#[cfg(feature = "reference-apps")]
 pub fn train_reference(leave_out: Option<&str>) -> Result<Vec<u8>, crate::strip::StripError> {
     let mut stripped = Vec::new();
     for app in enrollment_apps::ALL.iter().filter(|a| Some(a.name) != leave_out) {

@@ -152,6 +152,7 @@ impl PayloadError {
 /// Why an application could not be packed.
 #[derive(Debug, thiserror::Error)]
 pub enum PackError {
+    #[cfg(feature = "pack")]
     #[error("the {half} half: {source}")]
     Strip { half: &'static str, source: crate::strip::StripError },
     #[error("the {half} half is not a valid component: {reason}")]

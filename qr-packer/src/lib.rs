@@ -18,23 +18,40 @@
 //!
 //! The byte layout is in `FORMAT.md`.
 
+//!
+//! Cargo features: a reader (device, assistant) builds with
+//! `default-features = false` and gets the format and verification only;
+//! `pack` adds stripping, checking and sealing, `render` label images,
+//! `photo` reading a label from a photo, `reference-apps` the product's own
+//! apps, and `cli` (the default) the `qr-packer` tool.
+
+#[cfg(feature = "cli")]
 pub mod batch;
 pub mod bundle;
+#[cfg(feature = "pack")]
 pub mod check;
 pub mod dictionary;
 pub mod error;
+#[cfg(feature = "render")]
 pub mod label;
 pub mod manifest;
 pub mod payload;
+#[cfg(feature = "photo")]
+mod photo;
+#[cfg(all(feature = "pack", feature = "render"))]
 pub mod report;
 pub mod sign;
+#[cfg(feature = "pack")]
 pub mod strip;
 pub mod text;
 
 pub use bundle::Halves;
 pub use dictionary::Dictionary;
 pub use error::{KeyError, PackError, PayloadError, Stage};
-pub use label::{Ec, Label, LabelError, read_label_image, render_png, render_svg, render_terminal, version_for};
-pub use manifest::Manifest;
+#[cfg(feature = "render")]
+pub use label::{Ec, Label, LabelError, render_png, render_svg, render_terminal, version_for};
+#[cfg(feature = "photo")]
+pub use photo::read_label_image;
+pub use manifest::{Manifest, Target, TargetError};
 pub use payload::{BundleSizes, FORMAT_VERSION, PreparedApp, PreparedSizes, SignedPayload, VerifiedBundle};
 pub use sign::{ManufacturerKey, TrustedKeys};

@@ -253,6 +253,57 @@ mod hex_opt {
 /// The manifest of a reference app of `enrollment-apps` (for `pack --app`,
 /// the test vectors and the benchmarks): its access technology, a product
 /// name, and the capabilities its halves use.
+/// The device and access technology a manifest names: what both the
+/// assistant and the device check before running anything of the app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    /// The one device the label is for; `None` for a label packed `--unbound`.
+    pub device: Option<Eui>,
+    pub access: AccessTechnology,
+}
+
+/// Why a manifest does not name, or does not name this, device.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TargetError {
+    #[error("the manifest names access technology {0:?}, which this runtime does not know")]
+    UnknownAccess(String),
+    #[error("the manifest's device id {0:?} is not a canonical EUI-48/EUI-64")]
+    BadDeviceId(String),
+    #[error("the label is for device {label}, but the device on the link is {device}")]
+    OtherDevice { label: Eui, device: Eui },
+    #[error("the label is for a {label} device, but the device on the link uses {device}")]
+    OtherAccess { label: AccessTechnology, device: AccessTechnology },
+}
+
+impl Manifest {
+    /// The device and access technology this manifest names.
+    pub fn target(&self) -> Result<Target, TargetError> {
+        let access = self.access.parse().map_err(|_| TargetError::UnknownAccess(self.access.clone()))?;
+        let device = match &self.device_id {
+            None => None,
+            Some(text) => Some(Eui::from_canonical(text).map_err(|_| TargetError::BadDeviceId(text.clone()))?),
+        };
+        Ok(Target { device, access })
+    }
+}
+
+impl Target {
+    /// Checks that the device on the link is the one named.
+    pub fn check(&self, device: Eui, access: AccessTechnology) -> Result<(), TargetError> {
+        if let Some(label) = self.device
+            && label != device
+        {
+            return Err(TargetError::OtherDevice { label, device });
+        }
+        if self.access != access {
+            return Err(TargetError::OtherAccess { label: self.access, device: access });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(feature = "reference-apps")]
 pub fn reference(app: &enrollment_apps::AppPair) -> Result<Manifest, PackError> {
     let (access, product) = match app.name {
         "wifi-meter" => ("wifi", "Smart meter M1"),

@@ -13,11 +13,13 @@
 //! it, with its own trusted keys.
 
 use crate::bundle::{self, Halves, MAX_HALVES};
+#[cfg(feature = "pack")]
 use crate::check::{self, World};
 use crate::dictionary::{self, Dictionary};
 use crate::error::{PackError, PayloadError, Stage};
 use crate::manifest::Manifest;
 use crate::sign::{self, ManufacturerKey, TrustedKeys};
+#[cfg(feature = "pack")]
 use crate::strip::strip_custom_sections;
 use crate::text;
 
@@ -54,6 +56,7 @@ pub struct PreparedApp {
 impl PreparedApp {
     /// Strips the halves of custom sections, checks each against its world,
     /// and compresses them with `dictionary`.
+    #[cfg(feature = "pack")]
     pub fn prepare(halves: Halves, dictionary: &Dictionary) -> Result<Self, PackError> {
         let strip = |half: &'static str, wasm: &[u8]| {
             strip_custom_sections(wasm).map_err(|source| PackError::Strip { half, source })
@@ -115,6 +118,7 @@ impl PreparedApp {
     /// The capabilities the phone and device halves use, read from their
     /// imports (see [`check::used_capabilities`]), for manifests that do not
     /// list them.
+    #[cfg(feature = "pack")]
     pub fn capabilities(&self) -> Vec<String> {
         let mut caps = Vec::new();
         for half in [&self.halves.phone, &self.halves.device] {

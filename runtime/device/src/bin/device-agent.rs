@@ -1,0 +1,186 @@
+//! `device-agent`: a device waiting to be enrolled, on a TCP port standing in
+//! for its local radio link.
+//!
+//! It keeps the device's state in an SQLite file, serves one assistant at a
+//! time (a device has one radio), runs the device half it is sent in its own
+//! sandbox, and commits the enrollment atomically or not at all.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use enrollment_device::{AccessTechnology, Compiler, DeviceRuntime, DeviceState, DeviceStore, Eui, Link, Sandbox, SandboxConfig, Timeouts};
+
+#[derive(Parser)]
+#[command(version, about = "A device waiting to be enrolled, listening on a TCP port as on its local radio link")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Listen for assistants and serve enrollment sessions.
+    Serve {
+        /// The device's state file (created if missing).
+        #[arg(long)]
+        db: PathBuf,
+        /// Manufacturer device id (EUI-48 or EUI-64, e.g. AC-DE-48-00-00-80).
+        #[arg(long)]
+        device_id: Eui,
+        /// Access technology (wifi, zigbee, thread, ble, lorawan, ethernet, cellular).
+        #[arg(long)]
+        access: AccessTechnology,
+        /// Public key file of a manufacturer whose apps this device runs
+        /// (`qr-packer keygen` writes it); repeat for several. The device
+        /// refuses every app not signed by one of them.
+        #[arg(long = "trust", required = true)]
+        trust: Vec<PathBuf>,
+        /// Address to listen on; port 0 picks a free one (printed on stdout).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+        /// Simulate this many devices with consecutive ids from `--device-id`,
+        /// each on its own port (printed as `device ID at ADDR`), in one store.
+        #[arg(long, default_value_t = 1)]
+        fleet: usize,
+        /// Exit after the first session, with status 0 only if it enrolled the device.
+        #[arg(long)]
+        once: bool,
+        /// Compiler for device halves (`winch` or `cranelift`; default: winch where available).
+        #[arg(long)]
+        compiler: Option<Compiler>,
+        /// How long a half may wait for a message, in milliseconds.
+        #[arg(long, default_value_t = 10_000)]
+        receive_timeout_ms: u64,
+        /// How long a half may run, in milliseconds.
+        #[arg(long, default_value_t = 10_000)]
+        half_deadline_ms: u64,
+    },
+    /// Print the device's stored state as JSON (no private key).
+    Show {
+        #[arg(long)]
+        db: PathBuf,
+        #[arg(long)]
+        device_id: Eui,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Show { db, device_id } => {
+            let store = DeviceStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
+            let state = store.state(&device_id).context("reading the device state")?;
+            println!("{}", serde_json::to_string_pretty(&state.map(|s| state_json(&s)))?);
+            Ok(())
+        }
+        Command::Serve { db, device_id, access, trust, listen, once, compiler, receive_timeout_ms, half_deadline_ms, fleet } => {
+            let trusted = qr_packer::TrustedKeys::from_files(&trust).context("loading the trusted manufacturer keys")?;
+            let store = DeviceStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
+            let ids = fleet_ids(device_id, fleet.max(1))?;
+            store.provision_many(ids.iter().map(|id| (*id, access))).context("provisioning the device")?;
+            let config = SandboxConfig {
+                compiler: compiler.unwrap_or_default(),
+                half_deadline: Duration::from_millis(half_deadline_ms),
+                // One device runs one half at a time; a simulated fleet one per device.
+                max_concurrent_halves: fleet.clamp(4, 1024) as u32,
+                cache_capacity: 4,
+                ..SandboxConfig::default()
+            };
+            let sandbox = Arc::new(Sandbox::new(config)?);
+            let timeouts = Timeouts { receive: Duration::from_millis(receive_timeout_ms), ..Timeouts::default() };
+            // A simulated fleet keeps compiled halves (one app, many devices);
+            // a single device drops them with the rest of the enrollment.
+            let device = Arc::new(DeviceRuntime::new(sandbox, Arc::new(store), trusted, timeouts, fleet > 1)?);
+            let mut listeners = Vec::new();
+            for id in &ids {
+                let addr = if listeners.is_empty() { listen } else { SocketAddr::new(listen.ip(), 0) };
+                let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+                listeners.push((*id, listener));
+            }
+            println!("listening on {}", listeners[0].1.local_addr()?);
+            if fleet > 1 {
+                for (id, listener) in &listeners {
+                    println!("device {id} at {}", listener.local_addr()?);
+                }
+            }
+            let mut tasks = tokio::task::JoinSet::new();
+            for (id, listener) in listeners {
+                tasks.spawn(serve_device(device.clone(), id, listener, once));
+            }
+            tokio::select! {
+                done = tasks.join_next() => match done {
+                    Some(Ok(result)) => result,
+                    Some(Err(e)) => Err(anyhow::anyhow!("a device task failed: {e}")),
+                    None => Ok(()),
+                },
+                _ = tokio::signal::ctrl_c() => Ok(()),
+            }
+        }
+    }
+}
+
+/// Serves enrollment sessions of one device on its own listener, one at a
+/// time (a device has one radio).
+async fn serve_device(
+    device: Arc<DeviceRuntime>,
+    device_id: Eui,
+    listener: tokio::net::TcpListener,
+    once: bool,
+) -> anyhow::Result<()> {
+    loop {
+        let (stream, peer) = listener.accept().await.context("accepting a connection")?;
+        tracing::info!(%peer, %device_id, "assistant connected");
+        let result = device.serve(device_id, Link::tcp(stream)).await;
+        match &result {
+            Ok(report) if report.sp_only => {
+                println!("re-bound {} (generation {})", report.enrolled.sp_bound_id, report.generation)
+            }
+            Ok(report) => println!("enrolled {} (generation {})", report.enrolled.sp_bound_id, report.generation),
+            Err(failure) => println!("enrollment failed: {failure}"),
+        }
+        if once {
+            std::process::exit(if result.is_ok() { 0 } else { 1 });
+        }
+    }
+}
+
+/// `count` consecutive device ids starting at `first`.
+fn fleet_ids(first: Eui, count: usize) -> anyhow::Result<Vec<Eui>> {
+    let bytes = first.as_bytes().to_vec();
+    let start = bytes.iter().fold(0u128, |v, b| (v << 8) | *b as u128);
+    if start + count as u128 > 1u128 << (8 * bytes.len()) {
+        anyhow::bail!("a fleet of {count} from {first} runs past the last {}-bit id", 8 * bytes.len());
+    }
+    (start..start + count as u128)
+        .map(|value| {
+            let raw: Vec<u8> = (0..bytes.len()).rev().map(|i| (value >> (8 * i)) as u8).collect();
+            Eui::from_bytes(&raw).with_context(|| format!("fleet device id {}", hex::encode(&raw)))
+        })
+        .collect()
+}
+
+fn state_json(s: &DeviceState) -> serde_json::Value {
+    serde_json::json!({
+        "device_id": s.device.to_string(),
+        "access": s.access.to_string(),
+        "generation": s.generation,
+        "sealed": s.sealed,
+        "sp_bound_id": s.sp_bound_id.as_ref().map(|i| i.to_string()),
+        "public_key": s.public_key.map(hex::encode),
+        "owner": s.owner,
+        "location": s.location,
+        "name": s.name,
+        "network_configured": s.network.is_some(),
+        "enrolled_by": s.enrolled_by.map(hex::encode),
+        "enrolled_at_ms": s.enrolled_at,
+        "enrollments": s.enrollments,
+    })
+}

@@ -1,0 +1,249 @@
+//! The device side of an enrollment: [`DeviceRuntime`] serves sessions on a
+//! [`Link`], one at a time per device.
+//!
+//! The device writes nothing until the assistant says `Commit`, and then
+//! writes everything in one durable transaction ([`DeviceStore::commit`]).
+//! Any failure before that (a half that traps, an abort, a lost link)
+//! leaves the device exactly as it was, and the assistant is told why with
+//! a stable failure code.
+
+use std::sync::Arc;
+
+use enrollment_host::bindings::device::DeviceHalfPre;
+use enrollment_host::frame::{Enrolled, Frame, Hello, PROTOCOL_VERSION, RebindSp, Signature, frame_name, rebind_message, verify_signature};
+use enrollment_host::link::{Link, LinkFailure};
+use enrollment_host::sandbox::cache::ComponentCache;
+use enrollment_host::sandbox::{HalfKind, PreparedHalf, Sandbox, SetupError};
+use enrollment_host::session::{Timeouts, last_word};
+use enrollment_host::transport::TransportEnd;
+use qr_packer::TrustedKeys;
+use sp_bound_id::Eui;
+use wasmtime::component::Linker;
+
+use crate::admission::admit_device_half;
+use crate::capability::DeviceHost;
+use crate::failure::DeviceFailure;
+use crate::store::{DeviceState, DeviceStore, Enrollment, StoreError};
+
+/// What a device did in one session.
+#[derive(Debug, Clone)]
+pub struct DeviceReport {
+    pub enrolled: Enrolled,
+    pub generation: u64,
+    /// A sealed device was enrolled again or moved to another SP.
+    pub rebind: bool,
+    /// Only the SP part of the identifier changed ([`crate::rebind`]).
+    pub sp_only: bool,
+}
+
+/// The device side: runs device halves and owns the device's store.
+///
+/// One runtime can serve one real device or a simulated fleet; each session
+/// names the device it speaks for.
+pub struct DeviceRuntime {
+    sandbox: Arc<Sandbox>,
+    linker: Linker<DeviceHost>,
+    cache: ComponentCache<PreparedHalf<DeviceHalfPre<DeviceHost>>>,
+    store: Arc<DeviceStore>,
+    /// The manufacturer keys whose apps this device runs.
+    trusted: TrustedKeys,
+    timeouts: Timeouts,
+    /// Keep compiled device halves after a session (a simulated fleet); a
+    /// single device drops them with the rest of the enrollment information.
+    keep_compiled: bool,
+}
+
+impl DeviceRuntime {
+    pub fn new(
+        sandbox: Arc<Sandbox>,
+        store: Arc<DeviceStore>,
+        trusted: TrustedKeys,
+        timeouts: Timeouts,
+        keep_compiled: bool,
+    ) -> Result<Self, SetupError> {
+        let linker = DeviceHost::linker(sandbox.engine())
+            .map_err(|e| SetupError::Linker { world: "device-half", reason: format!("{e:#}") })?;
+        let cache = ComponentCache::new(sandbox.config().cache_capacity);
+        Ok(Self { sandbox, linker, cache, store, trusted, timeouts, keep_compiled })
+    }
+
+    /// The device store.
+    pub fn store(&self) -> &Arc<DeviceStore> {
+        &self.store
+    }
+
+    /// The compiled device halves.
+    pub fn cache(&self) -> &ComponentCache<PreparedHalf<DeviceHalfPre<DeviceHost>>> {
+        &self.cache
+    }
+
+    /// Serves one enrollment session for `device` over `link`. On any failure
+    /// the assistant is told why and the device's store is unchanged.
+    pub async fn serve(&self, device: Eui, mut link: Link) -> Result<DeviceReport, DeviceFailure> {
+        let result = self.session(device, &mut link).await;
+        if let Err(failure) = &result {
+            tracing::info!(%device, %failure, "enrollment failed; device unchanged");
+            let _ = link.tx.send(Frame::Failed(failure.to_wire())).await;
+        }
+        result
+    }
+
+    async fn session(&self, device: Eui, link: &mut Link) -> Result<DeviceReport, DeviceFailure> {
+        let state = self
+            .store
+            .state(&device)
+            .map_err(store_failure)?
+            .ok_or_else(|| DeviceFailure::Store(format!("device {device} is not provisioned in this store")))?;
+        let mut nonce = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
+        let hello = Hello {
+            protocol: PROTOCOL_VERSION,
+            device_id: device.as_bytes().to_vec(),
+            access: state.access.to_string(),
+            sealed: state.sealed,
+            nonce,
+        };
+        link.tx.send(Frame::Hello(hello)).await.map_err(protocol)?;
+        let start = match link.rx.recv_within(self.timeouts.protocol).await.map_err(protocol)? {
+            Frame::Start(start) => start,
+            Frame::RebindSp(request) => return self.rebind_sp(device, &state, &nonce, &request, link).await,
+            Frame::Abort(why) => return Err(DeviceFailure::Aborted(why)),
+            other => return Err(DeviceFailure::Protocol(format!("expected Start, got {}", frame_name(&other)))),
+        };
+        let rebind = state.sealed;
+        if rebind {
+            let Some(Signature(sig)) = &start.rebind else {
+                return Err(DeviceFailure::Sealed);
+            };
+            let authorized = state.enrolled_by == Some(start.assistant_key)
+                && verify_signature(&start.assistant_key, &rebind_message(device.as_bytes(), &nonce), sig);
+            if !authorized {
+                return Err(DeviceFailure::BadRebindAuthorization);
+            }
+        }
+
+        // The device trusts its manufacturer, not the assistant: the payload
+        // must verify with the device's own keys and name this device.
+        let device_half = admit_device_half(start.payload, &self.trusted, device, state.access)?;
+        let prepared = self
+            .sandbox
+            .prepare(&self.cache, HalfKind::Device, &device_half, &self.linker, DeviceHalfPre::new)
+            .await
+            .map_err(DeviceFailure::Half)?;
+        // Enrollment information is not kept: the payload went into the
+        // check above, and the device half goes now.
+        drop(device_half);
+
+        let transport = TransportEnd::new(std::mem::replace(link, dead_link()), HalfKind::Device, self.timeouts.receive);
+        let host = DeviceHost::new(transport, device, state.access, self.sandbox.config().max_memory_bytes);
+        let mut store = self.sandbox.store(host);
+        let result = async {
+            let instance = prepared.pre.instantiate_async(&mut store).await?;
+            instance.call_enroll(&mut store).await
+        }
+        .await;
+        let outcome = self.sandbox.outcome(HalfKind::Device, &mut store, result);
+        let host = store.into_data();
+        let outcome = outcome.map_err(|e| host.transport.explain(e));
+        let staged = host.staged;
+        let (returned, control, failure) = host.transport.into_parts();
+        *link = returned;
+        let control = last_word(link, control, failure.is_some()).await;
+        if !self.keep_compiled {
+            self.cache.remove(&prepared.digest);
+        }
+        drop(prepared);
+
+        if let Some(Frame::Abort(why)) = control {
+            return Err(DeviceFailure::Aborted(why));
+        }
+        outcome.map_err(DeviceFailure::Half)?;
+        let (Some(sp_bound_id), Some(signing_key)) = (staged.sp_bound_id, staged.signing_key) else {
+            return Err(DeviceFailure::Incomplete("an SP-bound identifier and a key pair".into()));
+        };
+        if !staged.seal_requested {
+            return Err(DeviceFailure::Incomplete("asking to be sealed".into()));
+        }
+        let enrolled =
+            Enrolled { sp_bound_id: sp_bound_id.to_string(), public_key: signing_key.verifying_key().to_bytes() };
+        link.tx.send(Frame::ReadyToCommit(enrolled.clone())).await.map_err(protocol)?;
+
+        loop {
+            match link.rx.recv_within(self.timeouts.protocol).await.map_err(protocol)? {
+                Frame::Commit => break,
+                Frame::Close | Frame::Message(_) => continue,
+                Frame::Abort(why) => return Err(DeviceFailure::Aborted(why)),
+                other => {
+                    return Err(DeviceFailure::Protocol(format!("expected Commit, got {}", frame_name(&other))));
+                }
+            }
+        }
+        let network = match staged.network.map(|n| n.encode()) {
+            Some(Ok(bytes)) => Some(bytes),
+            Some(Err(e)) => return Err(DeviceFailure::Store(format!("staged credentials: {e}"))),
+            None => None,
+        };
+        let receipt = self
+            .store
+            .commit(Enrollment {
+                device,
+                expected_generation: state.generation,
+                allow_sealed: rebind,
+                sp_bound_id,
+                signing_key,
+                network,
+                owner: staged.owner,
+                location: staged.location,
+                name: staged.name,
+                enrolled_by: start.assistant_key,
+                sealed: true,
+            })
+            .await
+            .map_err(store_failure)?;
+        tracing::info!(%device, id = %enrolled.sp_bound_id, generation = receipt.generation, "enrolled and sealed");
+        let _ = link.tx.send(Frame::Committed { enrolled: enrolled.clone(), generation: receipt.generation }).await;
+        Ok(DeviceReport { enrolled, generation: receipt.generation, rebind, sp_only: false })
+    }
+}
+
+impl DeviceRuntime {
+    /// Moves this enrolled device to another SP, if the assistant on record
+    /// asked for it on this connection (see [`crate::rebind`]).
+    async fn rebind_sp(
+        &self,
+        device: Eui,
+        state: &DeviceState,
+        nonce: &[u8; 32],
+        request: &RebindSp,
+        link: &mut Link,
+    ) -> Result<DeviceReport, DeviceFailure> {
+        let new = crate::rebind::authorize(&device, state, nonce, request)?;
+        let receipt = self.store.rebind_sp(device, new.clone(), state.generation).await.map_err(store_failure)?;
+        tracing::info!(%device, id = %new, generation = receipt.generation, "re-bound to another service provider");
+        let _ = link.tx.send(Frame::Rebound { sp_bound_id: new.to_string(), generation: receipt.generation }).await;
+        Ok(DeviceReport {
+            enrolled: crate::rebind::enrolled(&new, state),
+            generation: receipt.generation,
+            rebind: true,
+            sp_only: true,
+        })
+    }
+}
+
+fn store_failure(e: StoreError) -> DeviceFailure {
+    match e {
+        StoreError::Sealed(_) => DeviceFailure::Sealed,
+        StoreError::Conflict { .. } => DeviceFailure::Conflict,
+        other => DeviceFailure::Store(other.to_string()),
+    }
+}
+
+fn protocol(e: LinkFailure) -> DeviceFailure {
+    DeviceFailure::Protocol(e.to_string())
+}
+
+/// A placeholder while the real link is lent to the device half's transport.
+fn dead_link() -> Link {
+    let (a, _b) = Link::memory_pair();
+    a
+}

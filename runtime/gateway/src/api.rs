@@ -1,0 +1,118 @@
+//! The gateway's local HTTP API, as a router: the `gateway` binary serves
+//! it, and tests drive it in-process.
+//!
+//! `POST /v1/enroll` (`{"label_text"|"label_image_base64", "device": "HOST:PORT"}`),
+//! `GET /v1/devices`, `GET /v1/devices/{id}`, `GET /v1/stream`,
+//! `POST /v1/rebind-pending`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{Path as UrlPath, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use serde::Deserialize;
+use sp_bound_id::Eui;
+
+use crate::{Gateway, GatewayError, Label};
+
+/// The API of `gateway`.
+pub fn router(gateway: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/v1/enroll", post(api_enroll))
+        .route("/v1/devices", get(api_devices))
+        .route("/v1/devices/{id}", get(api_device))
+        .route("/v1/stream", get(api_stream))
+        .route("/v1/rebind-pending", post(api_rebind_pending))
+        .with_state(gateway)
+}
+
+/// `POST /v1/enroll`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnrollRequest {
+    /// The payload text the QR code holds.
+    #[serde(default)]
+    label_text: Option<String>,
+    /// A photo of the label, base64.
+    #[serde(default)]
+    label_image_base64: Option<String>,
+    /// The device's local link.
+    device: SocketAddr,
+}
+
+async fn api_enroll(State(gateway): State<Arc<Gateway>>, Json(request): Json<EnrollRequest>) -> Response {
+    let label = match (request.label_text, request.label_image_base64) {
+        (Some(text), None) => Label::Text(text),
+        (None, Some(b64)) => match base64::engine::general_purpose::STANDARD.decode(b64.trim()) {
+            Ok(bytes) => Label::Image(bytes),
+            Err(e) => return error(StatusCode::BAD_REQUEST, "malformed_request", format!("label_image_base64: {e}")),
+        },
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "malformed_request",
+                "give exactly one of label_text and label_image_base64".into(),
+            );
+        }
+    };
+    match gateway.enroll(label, request.device).await {
+        Ok(report) => Json(report).into_response(),
+        Err(e) => {
+            let (status, code) = match &e {
+                GatewayError::Label(_) => (StatusCode::UNPROCESSABLE_ENTITY, "bad_label"),
+                GatewayError::DeviceUnreachable { .. } => (StatusCode::BAD_GATEWAY, "device_unreachable"),
+                GatewayError::Enroll(_) => (StatusCode::CONFLICT, "enrollment_failed"),
+                _ => (StatusCode::INTERNAL_SERVER_ERROR, "gateway_error"),
+            };
+            error(status, code, e.to_string())
+        }
+    }
+}
+
+async fn api_devices(State(gateway): State<Arc<Gateway>>) -> Response {
+    match gateway.store().devices().await {
+        Ok(devices) => Json(devices).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", e.to_string()),
+    }
+}
+
+async fn api_device(State(gateway): State<Arc<Gateway>>, UrlPath(id): UrlPath<String>) -> Response {
+    let device: Eui = match id.parse() {
+        Ok(d) => d,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_device_id", e.to_string()),
+    };
+    match gateway.store().device(device).await {
+        Ok(Some(d)) => Json(d).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, "unknown_device", format!("{device} is not known here")),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", e.to_string()),
+    }
+}
+
+async fn api_stream(State(gateway): State<Arc<Gateway>>) -> Response {
+    Json(gateway.stream_state().borrow().clone()).into_response()
+}
+
+async fn api_rebind_pending(State(gateway): State<Arc<Gateway>>) -> Response {
+    match gateway.rebind_pending().await {
+        Ok(results) => {
+            let done: Vec<_> = results
+                .into_iter()
+                .map(|r| match r {
+                    Ok(report) => serde_json::json!({"device": report.device.to_string(), "identifier": report.sp_bound_id.to_string(), "generation": report.generation}),
+                    Err((device, e)) => serde_json::json!({"device": device.to_string(), "error": e.to_string()}),
+                })
+                .collect();
+            Json(done).into_response()
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "gateway_error", e.to_string()),
+    }
+}
+
+fn error(status: StatusCode, code: &str, message: String) -> Response {
+    (status, Json(serde_json::json!({ "error": code, "message": message }))).into_response()
+}
+

@@ -1,0 +1,190 @@
+//! The gateway's configuration file (`gateway.toml`) and building a
+//! [`Gateway`] from it.
+//!
+//! ```toml
+//! db = "gateway.sqlite"                 # the device table (created if missing)
+//! identity_key = "gateway.key"          # Ed25519 seed, hex (created if missing)
+//! listen = "127.0.0.1:7000"             # the local HTTP API (port 0: any; printed)
+//! trusted_manufacturer_keys = ["acme.pub"]
+//! owner = "ACME Utilities"
+//! location = "geo:52.3676,4.9041"
+//! max_update_batch = 1024               # pushed updates per transaction
+//! rebind_retry_ms = 5000                # retry of devices that were out of reach
+//!
+//! [control_server]
+//! url = "http://127.0.0.1:8080"
+//! gateway_id = "gw-plant-3"             # subscription identity
+//! credential = "…"
+//! service_type = "metering"
+//! geo = { lat = 52.37, lon = 4.89 }
+//!
+//! [sp_endpoints]                        # where enrolled devices are reported
+//! "sp-one.example" = "http://127.0.0.1:9001"
+//!
+//! [[networks]]
+//! Wifi = { ssid = "plant-3", passphrase = "…" }
+//! ```
+//!
+//! Relative paths are taken relative to the configuration file.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ed25519_dalek::SigningKey;
+use enrollment_assistant::{AssistantRuntime, Compiler, NetworkCredentials, Sandbox, SandboxConfig, SetupError, SpIdentity, Timeouts};
+use serde::Deserialize;
+
+use crate::Gateway;
+use crate::control::{ControlServer, ControlServerConfig, Geo};
+use crate::services::GatewayServices;
+use crate::store::{GatewayStore, GatewayStoreError};
+
+/// Why a gateway could not be built from its configuration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("parsing {path}: {reason}")]
+    Parse { path: PathBuf, reason: String },
+    #[error("{key}: {reason}")]
+    Invalid { key: String, reason: String },
+    #[error("the identity key {path}: {reason}")]
+    IdentityKey { path: PathBuf, reason: String },
+    #[error("loading the trusted manufacturer keys: {0}")]
+    TrustedKeys(#[from] qr_packer::KeyError),
+    #[error("opening the gateway store {path}: {source}")]
+    Store { path: PathBuf, source: GatewayStoreError },
+    #[error("setting up the sandbox: {0}")]
+    Sandbox(#[from] SetupError),
+}
+
+/// `gateway.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// The gateway store (created if missing).
+    pub db: PathBuf,
+    /// The gateway's Ed25519 identity key, 32 bytes hex (created if missing).
+    pub identity_key: PathBuf,
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Public key files of the manufacturers whose labels this gateway runs.
+    pub trusted_manufacturer_keys: Vec<PathBuf>,
+    #[serde(default)]
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub location: Option<String>,
+    pub control_server: ControlServerSection,
+    /// SP identity → base URL of its device-report endpoint.
+    #[serde(default)]
+    pub sp_endpoints: HashMap<String, String>,
+    #[serde(default)]
+    pub networks: Vec<NetworkCredentials>,
+    /// Most pushed updates applied in one transaction.
+    #[serde(default = "default_update_batch")]
+    pub max_update_batch: usize,
+    /// How often devices with a pending re-bind are tried again.
+    #[serde(default = "default_rebind_retry_ms")]
+    pub rebind_retry_ms: u64,
+}
+
+fn default_rebind_retry_ms() -> u64 {
+    5_000
+}
+
+fn default_update_batch() -> usize {
+    crate::MAX_UPDATE_BATCH
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlServerSection {
+    pub url: String,
+    pub gateway_id: String,
+    pub credential: String,
+    #[serde(default)]
+    pub service_type: Option<String>,
+    #[serde(default)]
+    pub geo: Option<Geo>,
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+fn default_timeout_ms() -> u64 {
+    5_000
+}
+
+impl GatewayConfig {
+    /// Reads and parses a configuration file.
+    pub fn load(path: &Path) -> Result<(Self, PathBuf), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let config: Self =
+            toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_owned(), reason: e.to_string() })?;
+        let base = path.parent().map(Path::to_owned).unwrap_or_else(|| PathBuf::from("."));
+        Ok((config, base))
+    }
+
+    /// Builds the gateway this configuration describes; relative paths are
+    /// taken relative to `base` (the configuration file's folder).
+    pub fn build(&self, base: &Path, compiler: Option<Compiler>) -> Result<Gateway, ConfigError> {
+        let resolve = |p: &Path| if p.is_absolute() { p.to_owned() } else { base.join(p) };
+        let identity = load_or_create_identity(&resolve(&self.identity_key))?;
+        let key_files: Vec<PathBuf> = self.trusted_manufacturer_keys.iter().map(|p| resolve(p)).collect();
+        let trusted = qr_packer::TrustedKeys::from_files(&key_files)?;
+        let db = resolve(&self.db);
+        let store = GatewayStore::open(&db).map_err(|source| ConfigError::Store { path: db.clone(), source })?;
+        let cs = &self.control_server;
+        let control = ControlServer::new(ControlServerConfig {
+            base_url: cs.url.clone(),
+            gateway_id: cs.gateway_id.clone(),
+            credential: cs.credential.clone(),
+            geo: cs.geo,
+            service_type: cs.service_type.clone(),
+            timeout: Duration::from_millis(cs.timeout_ms),
+        });
+        let mut endpoints = HashMap::new();
+        for (sp, url) in &self.sp_endpoints {
+            let sp = SpIdentity::new(sp)
+                .map_err(|e| ConfigError::Invalid { key: format!("sp_endpoints.{sp:?}"), reason: e.to_string() })?;
+            endpoints.insert(sp, url.clone());
+        }
+        let mut services = GatewayServices::new(control.clone(), store.clone(), endpoints);
+        services.owner = self.owner.clone();
+        services.location = self.location.clone();
+        services.networks = self.networks.clone();
+
+        let sandbox =
+            Arc::new(Sandbox::new(SandboxConfig { compiler: compiler.unwrap_or_default(), ..SandboxConfig::default() })?);
+        let timeouts = Timeouts::default();
+        let assistant = AssistantRuntime::new(sandbox, Arc::new(services), identity.clone(), timeouts)?;
+        Ok(Gateway::new(assistant, store, control, identity, trusted, timeouts).with_update_batch(self.max_update_batch))
+    }
+}
+
+/// The gateway's identity key: read, or created on first start.
+fn load_or_create_identity(path: &Path) -> Result<SigningKey, ConfigError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let bad = |reason: &str| ConfigError::IdentityKey { path: path.to_owned(), reason: reason.into() };
+            let bytes = hex::decode(text.trim()).map_err(|_| bad("not hex"))?;
+            let seed: [u8; 32] = bytes.try_into().map_err(|_| bad("expected 32 bytes of hex"))?;
+            Ok(SigningKey::from_bytes(&seed))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = SigningKey::generate(&mut rand::rngs::OsRng);
+            std::fs::write(path, hex::encode(key.to_bytes()))
+                .map_err(|e| ConfigError::IdentityKey { path: path.to_owned(), reason: format!("writing it: {e}") })?;
+            Ok(key)
+        }
+        Err(source) => Err(ConfigError::Read { path: path.to_owned(), source }),
+    }
+}
+

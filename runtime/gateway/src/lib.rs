@@ -1,0 +1,339 @@
+//! The device gateway: the assisting device that stays.
+//!
+//! A gateway (US 2017/0257341, claims 1–8; US 2025/0254525 as the assisting
+//! device) does three things, each in its own module:
+//!
+//! * keeps a durable table of the devices it serves and their unique
+//!   identifiers ([`store`]);
+//! * talks to the control server: resolves the SP identity of a device that
+//!   appears, and follows the stream of unsolicited association updates
+//!   ([`control`]), applying each batch atomically with its stream position;
+//! * enrolls devices from their labels, running the phone half with
+//!   [`services`] that resolve through the control server and relay to the
+//!   SP, and re-binds enrolled devices when their SP changes
+//!   (`enrollment_assistant::rebind`).
+//!
+//! [`Gateway`] ties them together; [`config`] builds one from `gateway.toml`
+//! and [`api`] is its local HTTP API, which the `gateway` binary serves.
+//!
+//! A gateway vendor embeds this crate whole, or takes
+//! `enrollment-assistant` alone and brings its own device table and
+//! control-server client.
+
+pub mod api;
+pub mod config;
+pub mod control;
+pub mod services;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::SigningKey;
+use futures::StreamExt;
+use serde::Serialize;
+use tokio::sync::watch;
+
+use enrollment_assistant::rebind::{RebindError, RebindReport, rebind_sp};
+use enrollment_assistant::{
+    AssistantRuntime, EnrollError, EnrollOptions, EnrollmentReport, LabelError, Link, ScannedApp, StageTimings, Timeouts,
+};
+use sp_bound_id::{Eui, SpBoundId};
+use control::{ControlError, ControlServer};
+use store::{Applied, AssociationUpdate, GatewayStore, GatewayStoreError};
+
+/// Why a gateway operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("the label: {0}")]
+    Label(#[from] LabelError),
+    #[error("the device at {addr} could not be reached: {reason}")]
+    DeviceUnreachable { addr: String, reason: String },
+    #[error("enrollment failed: {0}")]
+    Enroll(#[from] EnrollError),
+    #[error("re-bind failed: {0}")]
+    Rebind(#[from] RebindError),
+    #[error(transparent)]
+    Store(#[from] GatewayStoreError),
+    #[error(transparent)]
+    Control(#[from] ControlError),
+}
+
+/// What one enrollment through the gateway did, step by step.
+#[derive(Debug, Clone, Serialize)]
+pub struct GatewayEnrollment {
+    pub identifier: String,
+    pub public_key: String,
+    pub generation: u64,
+    pub app_id: String,
+    pub signer: String,
+    /// Microseconds per stage.
+    pub timings: GatewayTimings,
+}
+
+/// Where an enrollment's time went, in microseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct GatewayTimings {
+    /// Label decoded (and the image read, for a photo), signature verified, split.
+    pub decode_verify_us: u64,
+    /// TCP connection to the device agent.
+    pub connect_us: u64,
+    /// Hello → Start sent.
+    pub handshake_us: u64,
+    /// Phone half from the compiled cache (or compiled).
+    pub prepare_us: u64,
+    /// Both halves running, including the control-server round trip.
+    pub run_us: u64,
+    /// Of which: the control server answering resolve.
+    pub control_server_us: u64,
+    /// Relay of identity and key to the SP.
+    pub relay_us: u64,
+    /// Commit on the device (one durable transaction) and its answer.
+    pub commit_us: u64,
+    /// The gateway store recording the result.
+    pub record_us: u64,
+    pub total_us: u64,
+}
+
+/// The gateway.
+pub struct Gateway {
+    assistant: AssistantRuntime,
+    store: GatewayStore,
+    control: ControlServer,
+    identity: SigningKey,
+    trusted: qr_packer::TrustedKeys,
+    timeouts: Timeouts,
+    stream_state: watch::Sender<StreamState>,
+    /// Most pushed updates applied in one transaction.
+    update_batch: usize,
+}
+
+/// Where the gateway is in the control server's update stream.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct StreamState {
+    pub connected: bool,
+    pub last_seq: u64,
+    pub last_error: Option<String>,
+    pub updates_applied: u64,
+    pub rebinds_done: u64,
+}
+
+impl Gateway {
+    /// A gateway; `assistant` must have been built with these `services`.
+    pub fn new(
+        assistant: AssistantRuntime,
+        store: GatewayStore,
+        control: ControlServer,
+        identity: SigningKey,
+        trusted: qr_packer::TrustedKeys,
+        timeouts: Timeouts,
+    ) -> Self {
+        let (stream_state, _) = watch::channel(StreamState::default());
+        Self { assistant, store, control, identity, trusted, timeouts, stream_state, update_batch: MAX_UPDATE_BATCH }
+    }
+
+    /// Applies at most `n` pushed updates per transaction (default
+    /// [`MAX_UPDATE_BATCH`]); smaller batches mean more fsyncs.
+    pub fn with_update_batch(mut self, n: usize) -> Self {
+        self.update_batch = n.clamp(1, MAX_UPDATE_BATCH);
+        self
+    }
+
+    pub fn store(&self) -> &GatewayStore {
+        &self.store
+    }
+
+    /// The stream position and health, as it changes.
+    pub fn stream_state(&self) -> watch::Receiver<StreamState> {
+        self.stream_state.subscribe()
+    }
+
+    /// Enrolls the device whose local link is at `device` with the app on
+    /// `label`: verify and split the label, connect, run both halves (the
+    /// phone half resolves the SP through the control server), relay, commit
+    /// on the device, record the identifier here.
+    pub async fn enroll(&self, label: Label, device: SocketAddr) -> Result<GatewayEnrollment, GatewayError> {
+        let started = Instant::now();
+        let t = Instant::now();
+        let app = match label {
+            Label::Text(text) => ScannedApp::from_text(&text, &self.trusted)?,
+            Label::Image(bytes) => ScannedApp::from_image(&bytes, &self.trusted)?,
+        };
+        let decode_verify = t.elapsed();
+
+        let t = Instant::now();
+        let link = self.connect(&device.to_string()).await?;
+        let connect = t.elapsed();
+
+        let report: EnrollmentReport = self.assistant.enroll(link, &app, EnrollOptions::default()).await?;
+
+        let t = Instant::now();
+        let id = report.relayed.sp_bound_id.clone();
+        self.store
+            .record_enrolled(id.clone(), report.relayed.public_key, Some(device.to_string()), report.generation)
+            .await?;
+        let record = t.elapsed();
+        let StageTimings { handshake, prepare, run, resolve, device: _, relay, commit } = report.timings;
+        let us = |d: Duration| d.as_micros() as u64;
+        Ok(GatewayEnrollment {
+            identifier: id.to_string(),
+            public_key: hex::encode(report.relayed.public_key),
+            generation: report.generation,
+            app_id: app.manifest().app_id.clone(),
+            signer: app.signer().to_string(),
+            timings: GatewayTimings {
+                decode_verify_us: us(decode_verify),
+                connect_us: us(connect),
+                handshake_us: us(handshake),
+                prepare_us: us(prepare),
+                run_us: us(run),
+                control_server_us: us(resolve),
+                relay_us: us(relay),
+                commit_us: us(commit),
+                record_us: us(record),
+                total_us: us(started.elapsed()),
+            },
+        })
+    }
+
+    /// Tells every reachable enrolled device whose SP changed about it.
+    /// Devices that cannot be reached stay pending and are retried later.
+    pub async fn rebind_pending(&self) -> Result<Vec<Result<RebindReport, (Eui, GatewayError)>>, GatewayError> {
+        let mut results = Vec::new();
+        for device in self.store.pending_rebinds().await? {
+            let (Some(id), Some(addr)) = (device.identifier.clone(), device.link_addr.clone()) else { continue };
+            let outcome = self.rebind_one(&id, &addr).await;
+            if let Ok(report) = &outcome {
+                self.store.rebind_done(report.sp_bound_id.clone(), report.generation).await?;
+                self.stream_state.send_modify(|s| s.rebinds_done += 1);
+            }
+            results.push(outcome.map_err(|e| (device.device_id, e)));
+        }
+        Ok(results)
+    }
+
+    /// Opens the local link to the device at `addr`.
+    async fn connect(&self, addr: &str) -> Result<Link, GatewayError> {
+        let unreachable = |reason: String| GatewayError::DeviceUnreachable { addr: addr.to_string(), reason };
+        let stream = tokio::time::timeout(self.timeouts.protocol, tokio::net::TcpStream::connect(addr))
+            .await
+            .map_err(|_| unreachable("timed out".into()))?
+            .map_err(|e| unreachable(e.to_string()))?;
+        Ok(Link::tcp(stream))
+    }
+
+    async fn rebind_one(&self, id: &SpBoundId, addr: &str) -> Result<RebindReport, GatewayError> {
+        let link = self.connect(addr).await?;
+        let report = rebind_sp(link, &self.identity, id.sp(), self.timeouts.protocol).await?;
+        tracing::info!(device = %report.device, id = %report.sp_bound_id, "device re-bound");
+        Ok(report)
+    }
+
+    /// Every `every`, tells enrolled devices whose SP changed while they were
+    /// out of reach.
+    pub async fn retry_rebinds(self: Arc<Self>, mut stop: watch::Receiver<bool>, every: Duration) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.changed() => return,
+            }
+            match self.rebind_pending().await {
+                Ok(results) => {
+                    for result in results {
+                        if let Err((device, e)) = result {
+                            tracing::debug!(%device, error = %e, "re-bind still pending");
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "listing pending re-binds failed"),
+            }
+        }
+    }
+
+    /// Follows the control server's update stream until `shutdown` fires:
+    /// connects from the last applied position, applies what arrives in
+    /// batches (each batch and the new position in one transaction),
+    /// acknowledges, re-binds reachable devices, and reconnects after a
+    /// failure with a growing pause.
+    pub async fn follow_updates(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let result = tokio::select! {
+                r = self.follow_once() => r,
+                _ = shutdown.changed() => return,
+            };
+            let error = match result {
+                Ok(()) => "the control server closed the stream".to_string(),
+                Err(e) => e.to_string(),
+            };
+            tracing::warn!(%error, "update stream interrupted; reconnecting");
+            self.stream_state.send_modify(|s| {
+                s.connected = false;
+                s.last_error = Some(error.clone());
+            });
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = shutdown.changed() => return,
+            }
+            pause = (pause * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    async fn follow_once(&self) -> Result<(), GatewayError> {
+        let after = self.store.last_seq().await?;
+        let stream = self.control.updates(after).await?;
+        self.stream_state.send_modify(|s| {
+            s.connected = true;
+            s.last_seq = after;
+            s.last_error = None;
+        });
+        tracing::info!(after, "following the control server's updates");
+        let mut stream = std::pin::pin!(stream.ready_chunks(self.update_batch));
+        while let Some(chunk) = stream.next().await {
+            let mut batch: Vec<AssociationUpdate> = Vec::with_capacity(chunk.len());
+            let mut failure = None;
+            for item in chunk {
+                match item {
+                    Ok(update) => batch.push(update),
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+            }
+            if !batch.is_empty() {
+                let applied: Applied = self.store.apply_updates(batch).await?;
+                self.stream_state.send_modify(|s| {
+                    s.last_seq = applied.last_seq;
+                    s.updates_applied += applied.applied as u64;
+                });
+                if let Err(e) = self.control.ack(applied.last_seq).await {
+                    tracing::warn!(error = %e, "acknowledging updates failed; they will be replayed and skipped");
+                }
+                if applied.rebinds > 0 {
+                    for result in self.rebind_pending().await? {
+                        if let Err((device, e)) = result {
+                            tracing::warn!(%device, error = %e, "re-bind pending; device not reachable now");
+                        }
+                    }
+                }
+            }
+            if let Some(e) = failure {
+                return Err(e.into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Most pushed updates applied in one transaction.
+pub const MAX_UPDATE_BATCH: usize = 1024;
+
+/// A label as the gateway receives it.
+pub enum Label {
+    /// The payload text (what the QR code holds).
+    Text(String),
+    /// A photo or scan of the printed label (PNG or JPEG).
+    Image(Vec<u8>),
+}

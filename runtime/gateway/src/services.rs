@@ -1,0 +1,110 @@
+//! What a gateway offers the phone halves it runs: the `assistant` capability
+//! backed by the control server and the SP networks.
+//!
+//! `resolve-sp` asks the control server (and records the answer in the
+//! gateway store: a new device gets its identifier, a known one has only its
+//! SP part changed); `relay` posts the enrolled device's identifier and public
+//! key to its service provider's endpoint. Location, owner and the network
+//! credentials handed to devices come from the gateway's configuration.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+
+use super::control::{ControlError, ControlServer};
+use super::store::GatewayStore;
+use enrollment_assistant::NetworkCredentials;
+use sp_bound_id::{AccessTechnology, Eui, SpIdentity};
+use enrollment_assistant::{AssistantServices, RelayError, RelayedDevice, ResolveError};
+
+/// The gateway's assistant services.
+pub struct GatewayServices {
+    pub control: ControlServer,
+    pub store: GatewayStore,
+    /// Where each SP network accepts device reports (`POST {url}/v1/devices`).
+    pub sp_endpoints: HashMap<SpIdentity, String>,
+    pub location: Option<String>,
+    pub owner: Option<String>,
+    pub networks: Vec<NetworkCredentials>,
+    /// This gateway's id, sent with relays.
+    pub gateway_id: String,
+    pub relay_timeout: Duration,
+    http: reqwest::Client,
+}
+
+impl GatewayServices {
+    pub fn new(control: ControlServer, store: GatewayStore, sp_endpoints: HashMap<SpIdentity, String>) -> Self {
+        let gateway_id = control.config().gateway_id.clone();
+        Self {
+            control,
+            store,
+            sp_endpoints,
+            location: None,
+            owner: None,
+            networks: Vec::new(),
+            gateway_id,
+            relay_timeout: Duration::from_secs(5),
+            http: reqwest::Client::new(),
+        }
+    }
+}
+
+impl AssistantServices for GatewayServices {
+    fn location(&self) -> Option<String> {
+        self.location.clone()
+    }
+
+    fn owner(&self) -> Option<String> {
+        self.owner.clone()
+    }
+
+    fn network_credentials(&self, technology: AccessTechnology) -> Option<NetworkCredentials> {
+        self.networks.iter().find(|n| n.technology() == technology).cloned()
+    }
+
+    fn resolve_sp(&self, device: Eui, access: AccessTechnology) -> BoxFuture<'_, Result<SpIdentity, ResolveError>> {
+        Box::pin(async move {
+            let sp = self.control.resolve(device, access).await.map_err(|e| match e {
+                ControlError::UnknownDevice { device, .. } => ResolveError::Unknown(device),
+                ControlError::SpRefused { device, .. } => ResolveError::Rejected(device),
+                other => ResolveError::Unreachable(other.to_string()),
+            })?;
+            self.store
+                .record_resolved(device, access, sp.clone())
+                .await
+                .map_err(|e| ResolveError::Unreachable(format!("gateway store: {e}")))?;
+            Ok(sp)
+        })
+    }
+
+    fn relay(&self, device: RelayedDevice) -> BoxFuture<'_, Result<(), RelayError>> {
+        Box::pin(async move {
+            let sp = device.sp_bound_id.sp();
+            let Some(endpoint) = self.sp_endpoints.get(sp) else {
+                return Err(RelayError::Unreachable(format!("no endpoint configured for service provider {sp}")));
+            };
+            let body = control_api::sp::DeviceReport {
+                identifier: device.sp_bound_id.to_string(),
+                device_id: Some(device.sp_bound_id.device().to_string()),
+                public_key: hex::encode(device.public_key),
+                relayed_by: Some(self.gateway_id.clone()),
+            };
+            let response = self
+                .http
+                .post(format!("{}{}", endpoint.trim_end_matches('/'), control_api::routes::SP_DEVICES))
+                .timeout(self.relay_timeout)
+                .json(&body)
+                .send()
+                .await
+                .map_err(|e| RelayError::Unreachable(format!("{sp} at {endpoint}: {e}")))?;
+            if response.status().is_success() {
+                Ok(())
+            } else {
+                let status = response.status();
+                let text = response.text().await.unwrap_or_default();
+                Err(RelayError::Refused(format!("{sp} answered {status}: {text}")))
+            }
+        })
+    }
+}

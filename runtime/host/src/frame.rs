@@ -1,0 +1,154 @@
+//! The frames of the link protocol between an assistant and a device.
+//!
+//! ```text
+//!  assistant                                   device
+//!      <------------------ Hello (id, access, sealed, nonce)
+//!      Start (signed payload, assistant key, re-bind signature?) ---->
+//!  run phone half   <== Message frames (transport) ==>   run device half
+//!      Close (phone half done) ---------------------------->
+//!      <------------------ ReadyToCommit (SP-bound id, public key)
+//!      Commit ---------------------------------------------->  one durable
+//!      <------------------ Committed (generation)               transaction
+//! ```
+//!
+//! Or, for an enrolled device, `RebindSp` instead of `Start`, answered by
+//! `Rebound`. Failures either way carry a [`WireFailure`] (stable codes).
+
+use ed25519_dalek::{Signature as EdSignature, Verifier, VerifyingKey};
+use serde::{Deserialize, Serialize};
+
+use crate::failure::WireFailure;
+
+/// Version of the link protocol; a peer that speaks another is refused.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// Everything that crosses the link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Frame {
+    /// Device → assistant, first frame: who the device is and a fresh nonce
+    /// that an authorized re-bind must sign.
+    Hello(Hello),
+    /// Assistant → device: the signed app (the device takes its half out of
+    /// it after verifying it), and who is asking.
+    Start(Start),
+    /// Either way: one transport message between the halves.
+    Message(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// Assistant → device: the phone half has finished.
+    Close,
+    /// Device → assistant: the device half finished and staged this; nothing
+    /// is written until the assistant says [`Frame::Commit`].
+    ReadyToCommit(Enrolled),
+    /// Assistant → device: the identity has been relayed; make it durable.
+    Commit,
+    /// Assistant → device: discard everything staged.
+    Abort(WireFailure),
+    /// Device → assistant: written durably and sealed.
+    Committed { enrolled: Enrolled, generation: u64 },
+    /// Device → assistant: the enrollment failed; the device is unchanged.
+    Failed(WireFailure),
+    /// Assistant → device, instead of [`Frame::Start`]: move this enrolled
+    /// device to another service provider (only the SP part of its
+    /// identifier changes; the device and assistant runtimes).
+    RebindSp(RebindSp),
+    /// Device → assistant: the re-bind is durable.
+    Rebound { sp_bound_id: String, generation: u64 },
+}
+
+/// An authenticated request to change an enrolled device's service provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RebindSp {
+    /// The new SP identity, in its text form.
+    pub sp: String,
+    /// The assistant's Ed25519 public key (must be the one that enrolled the device).
+    pub assistant_key: [u8; 32],
+    /// Signature over [`rebind_sp_message`] for this connection's nonce.
+    pub signature: Signature,
+}
+
+/// The device's greeting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub protocol: u16,
+    /// Manufacturer device id, raw EUI-48/EUI-64 bytes.
+    #[serde(with = "serde_bytes")]
+    pub device_id: Vec<u8>,
+    /// Access technology, in its text form.
+    pub access: String,
+    /// Whether the device is already enrolled and sealed.
+    pub sealed: bool,
+    /// Fresh random bytes for this connection.
+    pub nonce: [u8; 32],
+}
+
+/// The assistant's request to enroll.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Start {
+    /// The signed payload from the label (COSE_Sign1 bytes), unchanged: the
+    /// device verifies it itself and runs the device half in it.
+    #[serde(with = "serde_bytes")]
+    pub payload: Vec<u8>,
+    /// The assistant's Ed25519 public key; recorded by the device as the
+    /// assistant it enrolled with.
+    pub assistant_key: [u8; 32],
+    /// For a sealed device: the assistant's signature over
+    /// [`rebind_message`], proving it is the assistant the device enrolled with.
+    pub rebind: Option<Signature>,
+}
+
+/// An Ed25519 signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signature(#[serde(with = "serde_bytes")] pub Vec<u8>);
+
+/// What the device half produced: its SP-bound identifier and public key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enrolled {
+    pub sp_bound_id: String,
+    pub public_key: [u8; 32],
+}
+
+/// The bytes an assistant signs to authorize re-binding a sealed device:
+/// bound to this device and this connection's nonce, so it cannot be replayed.
+pub fn rebind_message(device_id: &[u8], nonce: &[u8; 32]) -> Vec<u8> {
+    let mut m = b"iot-enroll/rebind/v1\0".to_vec();
+    m.extend_from_slice(&(device_id.len() as u16).to_be_bytes());
+    m.extend_from_slice(device_id);
+    m.extend_from_slice(nonce);
+    m
+}
+
+/// The bytes an assistant signs to move a device to service provider `sp`:
+/// bound to the device, the connection's nonce and the new SP.
+pub fn rebind_sp_message(device_id: &[u8], nonce: &[u8; 32], sp: &str) -> Vec<u8> {
+    let mut m = b"iot-enroll/rebind-sp/v1\0".to_vec();
+    m.extend_from_slice(&(device_id.len() as u16).to_be_bytes());
+    m.extend_from_slice(device_id);
+    m.extend_from_slice(nonce);
+    m.extend_from_slice(sp.as_bytes());
+    m
+}
+
+/// Whether `signature` is `key`'s Ed25519 signature over `message`.
+pub fn verify_signature(key: &[u8; 32], message: &[u8], signature: &[u8]) -> bool {
+    let (Ok(key), Ok(sig)) = (VerifyingKey::from_bytes(key), EdSignature::from_slice(signature)) else {
+        return false;
+    };
+    key.verify(message, &sig).is_ok()
+}
+
+/// A short name of a frame, for errors.
+pub fn frame_name(frame: &Frame) -> String {
+    match frame {
+        Frame::Hello(_) => "Hello".into(),
+        Frame::Start(_) => "Start".into(),
+        Frame::Message(m) => format!("Message({} bytes)", m.len()),
+        Frame::Close => "Close".into(),
+        Frame::ReadyToCommit(_) => "ReadyToCommit".into(),
+        Frame::Commit => "Commit".into(),
+        Frame::Abort(f) => format!("Abort({f})"),
+        Frame::Committed { .. } => "Committed".into(),
+        Frame::Failed(f) => format!("Failed({f})"),
+        Frame::RebindSp(_) => "RebindSp".into(),
+        Frame::Rebound { .. } => "Rebound".into(),
+    }
+}
+

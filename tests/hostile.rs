@@ -1,0 +1,378 @@
+//! Hostile and broken halves: each gets a specific error, and the device's
+//! database is exactly as it was before.
+//!
+//! The hostile guests are core modules written in WAT against the canonical
+//! ABI of `wit/enrollment.wit`, turned into components here with
+//! `wit-component`, so each one is a real component of its world that does
+//! one bad thing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ed25519_dalek::SigningKey;
+use enrollment_apps::WIFI_METER;
+use enrollment_assistant::NetworkCredentials;
+use enrollment_device::{DeviceState, DeviceStore};
+use enrollment_device::DeviceReport;
+use enrollment_device::DeviceFailure;
+use enrollment_host::Link;
+use qr_packer::{Dictionary, Halves, ManufacturerKey, Manifest, PreparedApp};
+use enrollment_assistant::ScannedApp;
+use enrollment_assistant::ConfiguredAssistant;
+use enrollment_assistant::{
+    AccessTechnology, AssistantRuntime, Compiler, EnrollError, EnrollOptions, EnrollmentReport, Eui, HalfError, Sandbox,
+    SandboxConfig, SpIdentity, Timeouts,
+};
+use enrollment_device::DeviceRuntime;
+
+const METER: &str = "AC-DE-48-00-00-80";
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    assistant: AssistantRuntime,
+    device: DeviceRuntime,
+}
+
+impl Fixture {
+    fn new(half_deadline: Duration, receive: Duration) -> Self {
+        Self::with_compiler(Compiler::default(), half_deadline, receive)
+    }
+
+    fn with_compiler(compiler: Compiler, half_deadline: Duration, receive: Duration) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = SandboxConfig { compiler, half_deadline, max_concurrent_halves: 16, ..SandboxConfig::default() };
+        let sandbox = Arc::new(Sandbox::new(config).unwrap());
+        let services = Arc::new(ConfiguredAssistant {
+            location: Some("geo:52.3676,4.9041".into()),
+            owner: Some("ACME Utilities".into()),
+            networks: vec![NetworkCredentials::Wifi { ssid: "plant-3".into(), passphrase: "correct horse".into() }],
+            default_sp: Some(SpIdentity::new("sp-one.example").unwrap()),
+            ..Default::default()
+        });
+        let timeouts = Timeouts { receive, protocol: Duration::from_secs(5) };
+        let identity = SigningKey::generate(&mut rand::rngs::OsRng);
+        let assistant = AssistantRuntime::new(sandbox.clone(), services, identity, timeouts).unwrap();
+        let store = Arc::new(DeviceStore::open(&dir.path().join("device.sqlite")).unwrap());
+        store.provision(meter(), AccessTechnology::Wifi).unwrap();
+        let device = DeviceRuntime::new(sandbox, store, manufacturer().trusted(), timeouts, true).unwrap();
+        Self { _dir: dir, assistant, device }
+    }
+
+    /// Short deadlines, but long enough for a debug build to compile the
+    /// peer half on a loaded 2-core machine: a half's deadline counts its waits.
+    fn quick() -> Self {
+        Self::new(Duration::from_millis(2000), Duration::from_millis(3000))
+    }
+
+    fn state(&self) -> Option<DeviceState> {
+        self.device.store().state(&meter()).unwrap()
+    }
+
+    /// Runs one in-process enrollment and checks the device is unchanged.
+    async fn enroll_expecting_failure(
+        &self,
+        phone: &[u8],
+        device: &[u8],
+    ) -> (Result<EnrollmentReport, EnrollError>, Result<DeviceReport, DeviceFailure>) {
+        let before = self.state();
+        let (a, b) = Link::memory_pair();
+        let app = hostile_label(phone, device);
+        let (assistant, device) = tokio::join!(
+            self.assistant.enroll(a, &app, EnrollOptions::default()),
+            self.device.serve(meter(), b)
+        );
+        assert!(assistant.is_err(), "enrollment should fail: {assistant:?}");
+        assert!(device.is_err(), "device should fail: {device:?}");
+        assert_eq!(self.state(), before, "a failed enrollment must leave the device unchanged");
+        (assistant, device)
+    }
+}
+
+fn meter() -> Eui {
+    METER.parse().unwrap()
+}
+
+/// The manufacturer whose key signs the hostile halves: a half can be
+/// hostile (buggy or malicious) and still carry a valid signature, so the
+/// sandbox must hold on its own.
+fn manufacturer() -> ManufacturerKey {
+    ManufacturerKey::from_secret("acme-hostile-tests", [0x24; 32]).unwrap()
+}
+
+/// `phone` and `device` in a label signed by [`manufacturer`], WITHOUT the
+/// checks `qr-packer pack` makes (it would refuse most of these halves).
+fn hostile_label(phone: &[u8], device: &[u8]) -> ScannedApp {
+    let halves = Halves { phone: phone.to_vec(), device: device.to_vec(), operational: None };
+    let manifest = Manifest {
+        format_version: qr_packer::FORMAT_VERSION,
+        app_id: "hostile".into(),
+        app_version: "0.0.1".into(),
+        manufacturer: "Acme".into(),
+        product: "test".into(),
+        access: "wifi".into(),
+        capabilities: Vec::new(),
+        device_id: Some(METER.into()),
+        one_time_secret: None,
+        params: Default::default(),
+    };
+    let signed = PreparedApp::unchecked(halves, &Dictionary::current()).unwrap().seal(&manifest, &manufacturer()).unwrap();
+    ScannedApp::from_signed(signed, &manufacturer().trusted()).unwrap()
+}
+
+/// The imports a hostile device half may use, in canonical-ABI core form.
+const DEVICE_IMPORTS: &str = r#"
+  (import "iot-enroll:enrollment/transport@0.1.0" "send" (func $send (param i32 i32 i32)))
+  (import "iot-enroll:enrollment/transport@0.1.0" "receive" (func $receive (param i32)))
+  (import "iot-enroll:enrollment/device@0.1.0" "device-id" (func $device_id (param i32)))
+  (import "iot-enroll:enrollment/device@0.1.0" "write-sp-bound-id" (func $write_sp (param i32 i32 i32)))
+  (import "iot-enroll:enrollment/device@0.1.0" "generate-key-pair" (func $keygen (param i32)))
+  (import "iot-enroll:enrollment/device@0.1.0" "seal" (func $seal (param i32)))
+"#;
+
+const PHONE_IMPORTS: &str = r#"
+  (import "iot-enroll:enrollment/transport@0.1.0" "send" (func $send (param i32 i32 i32)))
+  (import "iot-enroll:enrollment/transport@0.1.0" "receive" (func $receive (param i32)))
+"#;
+
+/// Memory, a bump `cabi_realloc`, and helpers shared by the hostile modules.
+/// Return areas: 0..16 for results; the heap starts at 4096.
+const RUNTIME: &str = r#"
+  (memory (export "memory") 1)
+  (global $heap (mut i32) (i32.const 4096))
+  (func $realloc (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+    (local $p i32)
+    (local.set $p (i32.and (i32.add (global.get $heap) (i32.sub (local.get 2) (i32.const 1)))
+                           (i32.sub (i32.const 0) (local.get 2))))
+    (global.set $heap (i32.add (local.get $p) (local.get 3)))
+    (local.get $p))
+"#;
+
+/// A device half in the hostile style: imports, runtime, then `enroll`.
+fn device_half(body: &str) -> Vec<u8> {
+    let wat = format!("(module {DEVICE_IMPORTS} {RUNTIME} (func (export \"enroll\") (result i32) (local $i i32) {body}))");
+    componentize("device-half", &wat)
+}
+
+fn phone_half(body: &str) -> Vec<u8> {
+    let wat = format!("(module {PHONE_IMPORTS} {RUNTIME} (func (export \"enroll\") (result i32) (local $i i32) {body}))");
+    componentize("phone-half", &wat)
+}
+
+fn componentize(world: &str, wat: &str) -> Vec<u8> {
+    let mut module = wat::parse_str(wat).unwrap_or_else(|e| panic!("bad test WAT: {e}\n{wat}"));
+    let mut resolve = wit_parser::Resolve::default();
+    let (pkg, _) = resolve.push_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../wit")).unwrap();
+    let world = resolve.select_world(&[pkg], Some(world)).unwrap();
+    wit_component::embed_component_metadata(&mut module, &resolve, world, wit_component::StringEncoding::UTF8, false)
+        .unwrap();
+    wit_component::ComponentEncoder::default().validate(true).module(&module).unwrap().encode().unwrap()
+}
+
+fn is_half(error: &DeviceFailure, f: impl Fn(&HalfError) -> bool) -> bool {
+    matches!(error, DeviceFailure::Half(e) if f(e))
+}
+
+#[tokio::test]
+async fn device_half_that_traps() {
+    let fx = Fixture::quick();
+    let (assistant, device) = fx.enroll_expecting_failure(WIFI_METER.phone, &device_half("unreachable")).await;
+    let device = device.unwrap_err();
+    assert!(is_half(&device, |e| matches!(e, HalfError::Trap { reason, .. } if reason.contains("unreachable"))), "{device}");
+    assert!(matches!(assistant, Err(EnrollError::Device(d)) if d == device.to_wire()));
+}
+
+#[tokio::test]
+async fn device_half_that_loops_forever_hits_its_deadline() {
+    let fx = Fixture::quick();
+    let (_, device) = fx.enroll_expecting_failure(WIFI_METER.phone, &device_half("(loop $l (br $l)) unreachable")).await;
+    let device = device.unwrap_err();
+    assert!(is_half(&device, |e| matches!(e, HalfError::DeadlineExceeded { deadline_ms: 2000, .. })), "{device}");
+}
+
+#[tokio::test]
+async fn device_half_that_grows_memory_past_its_cap() {
+    let fx = Fixture::quick();
+    let body = "(drop (memory.grow (i32.const 4))) (i32.const 0)";
+    let (_, device) = fx.enroll_expecting_failure(WIFI_METER.phone, &device_half(body)).await;
+    let device = device.unwrap_err();
+    assert!(
+        is_half(&device, |e| matches!(e, HalfError::MemoryCap { requested: 327680, cap: 131072, .. })),
+        "{device}"
+    );
+}
+
+#[tokio::test]
+async fn device_half_that_sends_an_oversized_message() {
+    let fx = Fixture::quick();
+    let body = "(call $send (i32.const 4096) (i32.const 5000) (i32.const 0)) (i32.const 0)";
+    let (_, device) = fx.enroll_expecting_failure(WIFI_METER.phone, &device_half(body)).await;
+    let device = device.unwrap_err();
+    assert!(is_half(&device, |e| matches!(e, HalfError::MessageTooLarge { size: 5000, max: 4096, .. })), "{device}");
+}
+
+#[tokio::test]
+async fn device_half_that_never_answers_times_out_the_phone_half() {
+    // The device half never sends its hello; it waits for messages until the
+    // link closes.
+    let fx = Fixture::new(Duration::from_secs(5), Duration::from_millis(300));
+    let body = "(loop $l (call $receive (i32.const 0)) (br_if $l (i32.or (i32.eqz (i32.load8_u (i32.const 0))) (i32.eq (i32.load8_u (i32.const 4)) (i32.const 1))))) (i32.const 1)";
+    let (assistant, device) = fx.enroll_expecting_failure(WIFI_METER.phone, &device_half(body)).await;
+    assert!(
+        matches!(&assistant, Err(EnrollError::PhoneHalf { error: HalfError::PeerSilent { waited_ms: 300, .. }, .. })),
+        "{assistant:?}"
+    );
+    assert!(matches!(device, Err(DeviceFailure::Aborted(_))), "{device:?}");
+}
+
+#[tokio::test]
+async fn phone_half_that_never_answers_times_out_the_device_half() {
+    let fx = Fixture::new(Duration::from_secs(5), Duration::from_millis(300));
+    // Receives the hello, then waits for the device without ever sending,
+    // until the link closes.
+    let phone = phone_half("(loop $l (call $receive (i32.const 0)) (br_if $l (i32.or (i32.eqz (i32.load8_u (i32.const 0))) (i32.eq (i32.load8_u (i32.const 4)) (i32.const 1))))) (i32.const 1)");
+    let (_, device) = fx.enroll_expecting_failure(&phone, WIFI_METER.device).await;
+    let device = device.unwrap_err();
+    assert!(is_half(&device, |e| matches!(e, HalfError::PeerSilent { waited_ms: 300, .. })), "{device}");
+}
+
+#[tokio::test]
+async fn device_half_that_lies_about_its_public_key_is_not_committed() {
+    let fx = Fixture::quick();
+    // Hello, then take every message until `S`, bind, generate a key, but send
+    // 32 zero bytes as the public key.
+    let body = r#"
+      (call $device_id (i32.const 0))
+      (call $send (i32.load (i32.const 0)) (i32.load (i32.const 4)) (i32.const 16))
+      (block $done
+        (loop $l
+          (call $receive (i32.const 0))
+          (br_if $done (i32.ne (i32.load8_u (i32.const 0)) (i32.const 0)))
+          (br_if $l (i32.ne (i32.load8_u (i32.load (i32.const 4))) (i32.const 83)))
+          (call $write_sp (i32.add (i32.load (i32.const 4)) (i32.const 1))
+                          (i32.sub (i32.load (i32.const 8)) (i32.const 1)) (i32.const 32))
+          (call $send (i32.load (i32.const 36)) (i32.load (i32.const 40)) (i32.const 16))
+          (call $keygen (i32.const 48))
+          (call $send (i32.const 1024) (i32.const 32) (i32.const 16))
+          (call $seal (i32.const 16))
+          (return (i32.const 0))))
+      (i32.const 1)"#;
+    let (assistant, device) = fx.enroll_expecting_failure(WIFI_METER.phone, &device_half(body)).await;
+    assert!(matches!(assistant, Err(EnrollError::RelayMismatch { .. })), "{assistant:?}");
+    assert!(matches!(device, Err(DeviceFailure::Aborted(_))), "{device:?}");
+}
+
+#[tokio::test]
+async fn device_half_that_returns_without_sealing_is_not_committed() {
+    let fx = Fixture::quick();
+    let (_, device) = fx.enroll_expecting_failure(WIFI_METER.phone, &device_half("(i32.const 0)")).await;
+    assert!(matches!(device, Err(DeviceFailure::Incomplete(_))), "{device:?}");
+}
+
+#[tokio::test]
+async fn phone_half_that_traps_leaves_the_device_unchanged() {
+    let fx = Fixture::quick();
+    let phone = phone_half("unreachable");
+    // The device half races the assistant's hang-up; repeat to catch a device
+    // that reports its own closed link instead of the assistant's Abort.
+    for _ in 0..25 {
+        let (assistant, device) = fx.enroll_expecting_failure(&phone, WIFI_METER.device).await;
+        assert!(
+            matches!(&assistant, Err(EnrollError::PhoneHalf { error: HalfError::Trap { .. }, .. })),
+            "{assistant:?}"
+        );
+        assert!(matches!(device, Err(DeviceFailure::Aborted(_))), "{device:?}");
+    }
+}
+
+#[tokio::test]
+async fn half_that_imports_outside_its_world_is_refused_by_name() {
+    let fx = Fixture::quick();
+    // A device half that asks for the phone's capabilities.
+    let (_, device) = fx.enroll_expecting_failure(WIFI_METER.phone, WIFI_METER.phone).await;
+    let device = device.unwrap_err();
+    assert!(
+        is_half(&device, |e| matches!(e, HalfError::ForeignImport { name, .. } if name == "iot-enroll:enrollment/assistant@0.1.0")),
+        "{device}"
+    );
+    // A device half that asks for a file system.
+    let wasi = wat::parse_str(
+        r#"(component
+             (import "wasi:filesystem/types@0.2.0" (instance))
+             (core module $m (func (export "enroll") (result i32) i32.const 0))
+             (core instance $i (instantiate $m))
+             (func (export "enroll") (result (result)) (canon lift (core func $i "enroll"))))"#,
+    )
+    .unwrap();
+    let (_, device) = fx.enroll_expecting_failure(WIFI_METER.phone, &wasi).await;
+    let device = device.unwrap_err();
+    assert!(
+        is_half(&device, |e| matches!(e, HalfError::ForeignImport { name, .. } if name == "wasi:filesystem/types@0.2.0")),
+        "{device}"
+    );
+}
+
+#[tokio::test]
+async fn not_a_valid_component_is_refused() {
+    let fx = Fixture::quick();
+    let (_, device) = fx.enroll_expecting_failure(WIFI_METER.phone, b"definitely not wasm").await;
+    assert!(is_half(&device.unwrap_err(), |e| matches!(e, HalfError::InvalidComponent { .. })));
+
+    let core = wat::parse_str("(module (func (export \"enroll\") (result i32) i32.const 0))").unwrap();
+    let (_, device) = fx.enroll_expecting_failure(WIFI_METER.phone, &core).await;
+    assert!(is_half(&device.unwrap_err(), |e| matches!(e, HalfError::CoreModule(_))));
+
+    let mut truncated = WIFI_METER.device.to_vec();
+    truncated.truncate(truncated.len() / 2);
+    let (_, device) = fx.enroll_expecting_failure(WIFI_METER.phone, &truncated).await;
+    assert!(is_half(&device.unwrap_err(), |e| matches!(e, HalfError::InvalidComponent { .. })));
+
+    let (assistant, _) = fx.enroll_expecting_failure(b"\0asm\x0d\0\x01\0garbage", WIFI_METER.device).await;
+    assert!(
+        matches!(&assistant, Err(EnrollError::PhoneHalf { error: HalfError::InvalidComponent { .. }, .. })),
+        "{assistant:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_good_enrollment_after_hostile_ones_still_works() {
+    let fx = Fixture::quick();
+    let _ = fx.enroll_expecting_failure(WIFI_METER.phone, &device_half("unreachable")).await;
+    let (a, b) = Link::memory_pair();
+    let app = hostile_label(WIFI_METER.phone, WIFI_METER.device);
+    let (assistant, device) = tokio::join!(
+        fx.assistant.enroll(a, &app, EnrollOptions::default()),
+        fx.device.serve(meter(), b)
+    );
+    assistant.unwrap();
+    device.unwrap();
+    assert!(fx.state().unwrap().sealed);
+}
+
+#[tokio::test]
+async fn both_compilers_stop_hostile_halves_the_same_way() {
+    for compiler in [Compiler::Cranelift, Compiler::Winch] {
+        let fx = Fixture::with_compiler(compiler, Duration::from_millis(2000), Duration::from_millis(3000));
+        let (_, device) = fx.enroll_expecting_failure(WIFI_METER.phone, &device_half("(loop $l (br $l)) unreachable")).await;
+        let device = device.unwrap_err();
+        assert!(is_half(&device, |e| matches!(e, HalfError::DeadlineExceeded { .. })), "{compiler:?}: {device}");
+        let body = "(drop (memory.grow (i32.const 4))) (i32.const 0)";
+        let (_, device) = fx.enroll_expecting_failure(WIFI_METER.phone, &device_half(body)).await;
+        let device = device.unwrap_err();
+        assert!(is_half(&device, |e| matches!(e, HalfError::MemoryCap { .. })), "{compiler:?}: {device}");
+        let (_, device) = fx.enroll_expecting_failure(WIFI_METER.phone, &device_half("unreachable")).await;
+        let device = device.unwrap_err();
+        assert!(is_half(&device, |e| matches!(e, HalfError::Trap { .. })), "{compiler:?}: {device}");
+        // A good enrollment works under this compiler too. Its own fixture:
+        // a half's deadline counts its waits, and the peer's first (debug
+        // build) Cranelift compile can take longer than the deadline above.
+        let fx = Fixture::with_compiler(compiler, Duration::from_secs(30), Duration::from_secs(30));
+        let (a, b) = Link::memory_pair();
+        let app = hostile_label(WIFI_METER.phone, WIFI_METER.device);
+        let (assistant, device) = tokio::join!(
+            fx.assistant.enroll(a, &app, EnrollOptions::default()),
+            fx.device.serve(meter(), b)
+        );
+        assistant.unwrap_or_else(|e| panic!("{compiler:?}: {e}"));
+        device.unwrap();
+    }
+}

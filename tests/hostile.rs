@@ -39,8 +39,12 @@ impl Fixture {
     }
 
     fn with_compiler(compiler: Compiler, half_deadline: Duration, receive: Duration) -> Self {
-        let dir = tempfile::tempdir().unwrap();
         let config = SandboxConfig { compiler, half_deadline, max_concurrent_halves: 16, ..SandboxConfig::default() };
+        Self::with_config(config, receive)
+    }
+
+    fn with_config(config: SandboxConfig, receive: Duration) -> Self {
+        let dir = tempfile::tempdir().unwrap();
         let sandbox = Arc::new(Sandbox::new(config).unwrap());
         let services = Arc::new(ConfiguredAssistant {
             location: Some("geo:52.3676,4.9041".into()),
@@ -375,4 +379,31 @@ async fn both_compilers_stop_hostile_halves_the_same_way() {
         assistant.unwrap_or_else(|e| panic!("{compiler:?}: {e}"));
         device.unwrap();
     }
+}
+
+#[tokio::test]
+async fn a_guest_function_named_like_a_pool_error_still_traps_as_a_trap() {
+    // Guest function names appear in backtraces, so in the error's text: the
+    // sandbox classifies by type, never by that text.
+    let fx = Fixture::quick();
+    let wat = format!(
+        "(module {DEVICE_IMPORTS} {RUNTIME} (func $pooling_maximum_concurrent_exhausted unreachable) \
+         (func (export \"enroll\") (result i32) (call $pooling_maximum_concurrent_exhausted) (i32.const 0)))"
+    );
+    let (_, device) = fx.enroll_expecting_failure(WIFI_METER.phone, &componentize("device-half", &wat)).await;
+    let device = device.unwrap_err();
+    assert!(is_half(&device, |e| matches!(e, HalfError::Trap { .. })), "{device}");
+}
+
+#[tokio::test]
+async fn a_full_sandbox_pool_is_reported_as_exhausted() {
+    // One slot for two halves: whichever side instantiates second finds the
+    // pool full, and says so by type (wasmtime's PoolConcurrencyLimitError).
+    let config = SandboxConfig { half_deadline: Duration::from_secs(2), max_concurrent_halves: 1, ..SandboxConfig::default() };
+    let fx = Fixture::with_config(config, Duration::from_secs(3));
+    let (assistant, device) = fx.enroll_expecting_failure(WIFI_METER.phone, WIFI_METER.device).await;
+    let exhausted = |e: &HalfError| matches!(e, HalfError::Exhausted { .. });
+    let on_device = matches!(&device, Err(d) if is_half(d, exhausted));
+    let on_phone = matches!(&assistant, Err(EnrollError::PhoneHalf { error, .. }) if exhausted(error));
+    assert!(on_device || on_phone, "assistant: {assistant:?}\ndevice: {device:?}");
 }

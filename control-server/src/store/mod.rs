@@ -3,7 +3,7 @@
 //! PostgreSQL (several replicas sharing one database).
 //!
 //! Queries are runtime-checked (`sqlx::query`, no build-time database). The
-//! SQL is written once in [`dialect`] and instantiated per backend; only the
+//! SQL is written once in `dialect` and instantiated per backend; only the
 //! migrations, the way a write transaction starts, and row locking differ.
 //! Every association change — one unsolicited message of up to 100,000
 //! devices, or one redirect found while resolving — is one transaction that

@@ -116,3 +116,69 @@ fn error(status: StatusCode, code: &str, message: String) -> Response {
     (status, Json(serde_json::json!({ "error": code, "message": message }))).into_response()
 }
 
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    use ed25519_dalek::SigningKey;
+    use enrollment_assistant::{AssistantRuntime, Sandbox, SandboxConfig, Timeouts, TrustedKeys};
+
+    use super::*;
+    use crate::control::{ControlServer, ControlServerConfig};
+    use crate::services::GatewayServices;
+    use crate::store::GatewayStore;
+
+    /// A gateway whose control server is nowhere (nothing here reaches it),
+    /// its API served on a loopback port.
+    async fn serve_api(dir: &std::path::Path) -> String {
+        let store = GatewayStore::open(&dir.join("gateway.sqlite")).unwrap();
+        let control = ControlServer::new(ControlServerConfig {
+            base_url: "http://127.0.0.1:9".into(),
+            gateway_id: "gw-test".into(),
+            credential: "secret".into(),
+            geo: None,
+            service_type: None,
+            timeout: Duration::from_millis(200),
+        });
+        let services = GatewayServices::new(control.clone(), store.clone(), HashMap::new());
+        let identity = SigningKey::from_bytes(&[9; 32]);
+        let sandbox = Arc::new(Sandbox::new(SandboxConfig { max_concurrent_halves: 4, ..SandboxConfig::default() }).unwrap());
+        let assistant =
+            AssistantRuntime::new(sandbox, Arc::new(services), identity.clone(), Timeouts::default()).unwrap();
+        let gateway = Gateway::new(assistant, store, control, identity, TrustedKeys::new(), Timeouts::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router(Arc::new(gateway))).await });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn the_router_answers_in_process_with_specific_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = serve_api(dir.path()).await;
+        let http = crate::http_client();
+
+        let devices = http.get(format!("{base}/v1/devices")).send().await.unwrap();
+        assert_eq!(devices.status(), 200);
+        assert_eq!(devices.json::<serde_json::Value>().await.unwrap(), serde_json::json!([]));
+
+        let bad = http.get(format!("{base}/v1/devices/not-an-eui")).send().await.unwrap();
+        assert_eq!(bad.status(), 400);
+        assert_eq!(bad.json::<serde_json::Value>().await.unwrap()["error"], "invalid_device_id");
+
+        let unknown = http.get(format!("{base}/v1/devices/AC-DE-48-00-00-80")).send().await.unwrap();
+        assert_eq!(unknown.status(), 404);
+
+        let both = serde_json::json!({"label_text": "EN1:x", "label_image_base64": "", "device": "127.0.0.1:1"});
+        let refused = http.post(format!("{base}/v1/enroll")).json(&both).send().await.unwrap();
+        assert_eq!(refused.status(), 400);
+        assert_eq!(refused.json::<serde_json::Value>().await.unwrap()["error"], "malformed_request");
+
+        let label = serde_json::json!({"label_text": "EN1:not base45", "device": "127.0.0.1:1"});
+        let unreadable = http.post(format!("{base}/v1/enroll")).json(&label).send().await.unwrap();
+        assert_eq!(unreadable.status(), 422);
+        assert_eq!(unreadable.json::<serde_json::Value>().await.unwrap()["error"], "bad_label");
+    }
+}

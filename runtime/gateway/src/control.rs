@@ -68,7 +68,7 @@ pub struct ControlServer {
 
 impl ControlServer {
     pub fn new(config: ControlServerConfig) -> Self {
-        Self { config, http: reqwest::Client::new() }
+        Self { config, http: crate::http_client() }
     }
 
     pub fn config(&self) -> &ControlServerConfig {

@@ -43,6 +43,15 @@ use sp_bound_id::{Eui, SpBoundId};
 use control::{ControlError, ControlServer};
 use store::{Applied, AssociationUpdate, GatewayStore, GatewayStoreError};
 
+/// An HTTP client for the control server and SPs, with the process-wide
+/// rustls crypto provider (ring) installed first: reqwest is built without
+/// a default one and would panic on the first `https` URL.
+pub fn http_client() -> reqwest::Client {
+    // Already installed (by us or the embedding application) is fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
 /// Why a gateway operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {

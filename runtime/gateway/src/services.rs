@@ -45,7 +45,7 @@ impl GatewayServices {
             networks: Vec::new(),
             gateway_id,
             relay_timeout: Duration::from_secs(5),
-            http: reqwest::Client::new(),
+            http: crate::http_client(),
         }
     }
 }

@@ -130,7 +130,7 @@ async fn enroll(gateway: &str, label: &Path, device: SocketAddr) -> anyhow::Resu
         let text = String::from_utf8(bytes).context("the label text file is not UTF-8")?;
         serde_json::json!({ "label_text": text.trim(), "device": device })
     };
-    let response = reqwest::Client::new()
+    let response = enrollment_gateway::http_client()
         .post(format!("{}/v1/enroll", gateway.trim_end_matches('/')))
         .json(&body)
         .send()

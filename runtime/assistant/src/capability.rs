@@ -1,10 +1,14 @@
-//! The `assistant` capability: what the phone or gateway offers its phone half.
+//! The `assistant` and `offer` capabilities: what the phone or gateway offers
+//! its phone half.
 //!
-//! The values come from an [`AssistantServices`] implementation: a fixed
-//! configuration ([`ConfiguredAssistant`]) until the control server is wired
-//! in, then a client of it. `relay` is staged here and only performed by the
-//! enrollment logic once the device has shown, in its `ReadyToCommit`, that it
-//! holds exactly the identity and key the phone half relayed.
+//! The phone half names hand-over items; the values come from an
+//! [`AssistantServices`] implementation (a fixed configuration,
+//! [`ConfiguredAssistant`], or a gateway's control-server client), are
+//! checked here and sent to the device as items. The phone half never sees
+//! them. `offer.finish` waits for the device's identity; the relay to the SP
+//! is staged here and only performed by the enrollment logic once the device
+//! has shown, in its `ReadyToCommit`, that it holds exactly that identity and
+//! key.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,11 +16,14 @@ use std::sync::{Arc, Mutex};
 use futures::future::BoxFuture;
 use wasmtime::component::{HasSelf, Linker};
 
-use enrollment_host::bindings::device::iot_enroll::enrollment::{transport, types};
-use enrollment_host::bindings::phone::iot_enroll::enrollment::assistant;
-use enrollment_host::bindings::{Refusal, WitAccessTechnology, from_wit};
+use enrollment_host::bindings::device::iot_enroll::enrollment::{diagnostics, manifest, transport, types};
+use enrollment_host::bindings::phone::iot_enroll::enrollment::{assistant, offer};
+use enrollment_host::bindings::{Refusal, WitAccessTechnology, to_wit};
 use enrollment_host::credentials::NetworkCredentials;
+use enrollment_host::handover::{HandoverItem, SpBinding};
+use enrollment_host::manifest::{Diagnostics, ManifestView};
 use enrollment_host::sandbox::{HalfLimiter, HasLimiter};
+use enrollment_host::trace::TraceKind;
 use enrollment_host::transport::TransportEnd;
 use sp_bound_id::{AccessTechnology, Eui, SpBoundId, SpIdentity};
 
@@ -55,8 +62,9 @@ pub trait AssistantServices: Send + Sync + 'static {
     fn owner(&self) -> Option<String>;
     /// Credentials of the network a device of this technology should join.
     fn network_credentials(&self, technology: AccessTechnology) -> Option<NetworkCredentials>;
-    /// The service provider a device belongs to.
-    fn resolve_sp(&self, device: Eui, access: AccessTechnology) -> BoxFuture<'_, Result<SpIdentity, ResolveError>>;
+    /// The service provider a device belongs to, with what the device needs
+    /// to reach it.
+    fn resolve_sp(&self, device: Eui, access: AccessTechnology) -> BoxFuture<'_, Result<SpBinding, ResolveError>>;
     /// Hands an enrolled device's identity and key to its service provider.
     fn relay(&self, device: RelayedDevice) -> BoxFuture<'_, Result<(), RelayError>>;
 }
@@ -94,9 +102,10 @@ impl AssistantServices for ConfiguredAssistant {
         self.networks.iter().find(|n| n.technology() == technology).cloned()
     }
 
-    fn resolve_sp(&self, device: Eui, _access: AccessTechnology) -> BoxFuture<'_, Result<SpIdentity, ResolveError>> {
+    fn resolve_sp(&self, device: Eui, _access: AccessTechnology) -> BoxFuture<'_, Result<SpBinding, ResolveError>> {
         let found = self.sp_by_device.get(&device).or(self.default_sp.as_ref()).cloned();
-        Box::pin(async move { found.ok_or(ResolveError::Unknown(device)) })
+        let binding = found.map(|sp| SpBinding { sp: sp.to_string(), endpoint: None, public_key: None });
+        Box::pin(async move { binding.ok_or(ResolveError::Unknown(device)) })
     }
 
     fn relay(&self, device: RelayedDevice) -> BoxFuture<'_, Result<(), RelayError>> {
@@ -110,13 +119,17 @@ impl AssistantServices for ConfiguredAssistant {
 /// Store data of a phone half.
 pub struct PhoneHost {
     pub transport: TransportEnd,
+    pub manifest: ManifestView,
+    pub diagnostics: Diagnostics,
     services: Arc<dyn AssistantServices>,
     /// The device being enrolled, from its `Hello`.
     device: Eui,
     access: AccessTechnology,
-    /// What the phone half asked to relay.
+    /// The binding resolved for this enrollment (asked once, then kept).
+    binding: Option<SpBinding>,
+    /// What the device answered `finish` with, to relay.
     pub relay: Option<RelayedDevice>,
-    /// Time spent waiting for `resolve-sp` answers (the control server).
+    /// Time spent waiting for `service-provider` answers (the control server).
     pub resolve_time: std::time::Duration,
     /// Why the last capability call was refused, for the error report.
     pub last_refusal: Option<String>,
@@ -126,16 +139,21 @@ pub struct PhoneHost {
 impl PhoneHost {
     pub fn new(
         transport: TransportEnd,
+        manifest: ManifestView,
         services: Arc<dyn AssistantServices>,
         device: Eui,
         access: AccessTechnology,
         max_memory: usize,
     ) -> Self {
+        let diagnostics = Diagnostics::new(transport.trace().clone());
         Self {
             transport,
+            manifest,
+            diagnostics,
             services,
             device,
             access,
+            binding: None,
             relay: None,
             resolve_time: std::time::Duration::ZERO,
             last_refusal: None,
@@ -146,16 +164,32 @@ impl PhoneHost {
     /// A linker that offers exactly the `phone-half` world.
     pub fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<PhoneHost>> {
         let mut linker = Linker::new(engine);
-        transport::add_to_linker::<PhoneHost, HasSelf<TransportEnd>>(&mut linker, |h| &mut h.transport)?;
         types::add_to_linker::<PhoneHost, HasSelf<PhoneHost>>(&mut linker, |h| h)?;
+        transport::add_to_linker::<PhoneHost, HasSelf<TransportEnd>>(&mut linker, |h| &mut h.transport)?;
+        manifest::add_to_linker::<PhoneHost, HasSelf<ManifestView>>(&mut linker, |h| &mut h.manifest)?;
+        diagnostics::add_to_linker::<PhoneHost, HasSelf<Diagnostics>>(&mut linker, |h| &mut h.diagnostics)?;
         assistant::add_to_linker::<PhoneHost, HasSelf<PhoneHost>>(&mut linker, |h| h)?;
+        offer::add_to_linker::<PhoneHost, HasSelf<PhoneHost>>(&mut linker, |h| h)?;
         Ok(linker)
     }
 
     fn refuse<T>(&mut self, refusal: Refusal, why: String) -> Result<T, Refusal> {
         tracing::debug!(%why, "assistant refused a phone-half call");
+        self.transport.trace().record(TraceKind::Refused, || why.clone());
         self.last_refusal = Some(why);
         Err(refusal)
+    }
+
+    /// Checks an item and sends it to the device.
+    async fn offer(&mut self, item: HandoverItem) -> Result<(), Refusal> {
+        if let Err(e) = item.check() {
+            let refusal = match e {
+                enrollment_host::handover::ItemError::TooLarge => Refusal::TooLarge,
+                enrollment_host::handover::ItemError::Invalid => Refusal::InvalidValue,
+            };
+            return self.refuse(refusal, format!("{}: {e}", item.describe()));
+        }
+        self.transport.send_item(item).await
     }
 }
 
@@ -171,64 +205,91 @@ impl HasLimiter for PhoneHost {
 impl types::Host for PhoneHost {}
 
 impl assistant::Host for PhoneHost {
-    async fn location(&mut self) -> wasmtime::Result<Result<Vec<u8>, Refusal>> {
-        Ok(match self.services.location() {
-            Some(l) => Ok(l.into_bytes()),
-            None => self.refuse(Refusal::Unavailable, "no location configured".into()),
-        })
+    async fn device_id(&mut self) -> wasmtime::Result<Vec<u8>> {
+        Ok(self.device.as_bytes().to_vec())
     }
 
-    async fn owner(&mut self) -> wasmtime::Result<Result<Vec<u8>, Refusal>> {
+    async fn technology(&mut self) -> wasmtime::Result<WitAccessTechnology> {
+        Ok(to_wit(self.access))
+    }
+}
+
+impl offer::Host for PhoneHost {
+    async fn owner(&mut self) -> wasmtime::Result<Result<(), Refusal>> {
         Ok(match self.services.owner() {
-            Some(o) => Ok(o.into_bytes()),
+            Some(owner) => self.offer(HandoverItem::Owner(owner)).await,
             None => self.refuse(Refusal::Unavailable, "no owner configured".into()),
         })
     }
 
-    async fn network_credentials(
-        &mut self,
-        technology: WitAccessTechnology,
-    ) -> wasmtime::Result<Result<Vec<u8>, Refusal>> {
-        let technology = from_wit(technology);
-        if technology != self.access {
-            let why = format!("{technology} credentials asked for a {} device", self.access);
-            return Ok(self.refuse(Refusal::NotApplicable, why));
+    async fn location(&mut self) -> wasmtime::Result<Result<(), Refusal>> {
+        Ok(match self.services.location() {
+            Some(location) => self.offer(HandoverItem::Location(location)).await,
+            None => self.refuse(Refusal::Unavailable, "no location configured".into()),
+        })
+    }
+
+    async fn name(&mut self, name: String) -> wasmtime::Result<Result<(), Refusal>> {
+        Ok(self.offer(HandoverItem::Name(name)).await)
+    }
+
+    async fn network(&mut self) -> wasmtime::Result<Result<(), Refusal>> {
+        let technology = self.access;
+        if technology == AccessTechnology::BluetoothLe {
+            return Ok(self.refuse(Refusal::NotApplicable, "a BLE device joins no network: its gateway reaches it".into()));
         }
         Ok(match self.services.network_credentials(technology).map(|c| c.encode()) {
-            Some(Ok(bytes)) => Ok(bytes),
+            Some(Ok(bytes)) => self.offer(HandoverItem::Network(bytes)).await,
             Some(Err(e)) => self.refuse(Refusal::Unavailable, format!("configured credentials are invalid: {e}")),
             None => self.refuse(Refusal::Unavailable, format!("no {technology} network configured")),
         })
     }
 
-    async fn resolve_sp(&mut self, device_id: Vec<u8>) -> wasmtime::Result<Result<Vec<u8>, Refusal>> {
-        let Ok(device) = Eui::from_bytes(&device_id) else {
-            return Ok(self.refuse(Refusal::InvalidValue, "resolve-sp: not an EUI-48/EUI-64".into()));
+    async fn service_provider(&mut self) -> wasmtime::Result<Result<(), Refusal>> {
+        let binding = match &self.binding {
+            Some(binding) => binding.clone(),
+            None => {
+                let asked = std::time::Instant::now();
+                let answer = self.services.resolve_sp(self.device, self.access).await;
+                self.resolve_time += asked.elapsed();
+                match answer {
+                    Ok(binding) => {
+                        self.binding = Some(binding.clone());
+                        binding
+                    }
+                    Err(e @ ResolveError::Unreachable(_)) => return Ok(self.refuse(Refusal::Unreachable, e.to_string())),
+                    Err(e) => return Ok(self.refuse(Refusal::Unavailable, e.to_string())),
+                }
+            }
         };
-        if device != self.device {
-            let why = format!("resolve-sp for {device}, but the device on the link is {}", self.device);
-            return Ok(self.refuse(Refusal::InvalidValue, why));
-        }
-        let asked = std::time::Instant::now();
-        let answer = self.services.resolve_sp(device, self.access).await;
-        self.resolve_time += asked.elapsed();
-        Ok(match answer {
-            Ok(sp) => Ok(sp.as_str().as_bytes().to_vec()),
-            Err(e @ ResolveError::Unreachable(_)) => self.refuse(Refusal::Unreachable, e.to_string()),
-            Err(e) => self.refuse(Refusal::Unavailable, e.to_string()),
-        })
+        Ok(self.offer(HandoverItem::ServiceProvider(binding)).await)
     }
 
-    async fn relay(&mut self, identity: Vec<u8>, public_key: Vec<u8>) -> wasmtime::Result<Result<(), Refusal>> {
-        let parsed = std::str::from_utf8(&identity).ok().and_then(|s| s.parse::<SpBoundId>().ok());
-        let Some(sp_bound_id) = parsed else {
-            return Ok(self.refuse(Refusal::InvalidValue, "relay: identity is not an SP-bound identifier".into()));
+    async fn parameter(&mut self, name: String, value: String) -> wasmtime::Result<Result<(), Refusal>> {
+        Ok(self.offer(HandoverItem::Parameter { name, value }).await)
+    }
+
+    async fn record(&mut self, tag: u32, value: Vec<u8>) -> wasmtime::Result<Result<(), Refusal>> {
+        Ok(self.offer(HandoverItem::Record { tag, value }).await)
+    }
+
+    async fn finish(&mut self) -> wasmtime::Result<Result<(), Refusal>> {
+        if let Err(refusal) = self.transport.send_item(HandoverItem::End).await {
+            return Ok(Err(refusal));
+        }
+        let (sp_bound_id, public_key) = match self.transport.next_item().await {
+            Ok(HandoverItem::Identity { sp_bound_id, public_key }) => (sp_bound_id, public_key),
+            Ok(other) => {
+                let why = format!("finish: the device answered with {}, not its identity", other.describe());
+                return Ok(self.refuse(Refusal::OutOfOrder, why));
+            }
+            Err(refusal) => return Ok(Err(refusal)),
         };
-        let Ok(public_key) = <[u8; 32]>::try_from(public_key.as_slice()) else {
-            return Ok(self.refuse(Refusal::InvalidValue, "relay: public key is not 32 bytes".into()));
+        let Ok(sp_bound_id) = sp_bound_id.parse::<SpBoundId>() else {
+            return Ok(self.refuse(Refusal::InvalidValue, "finish: the device's identity is not an SP-bound identifier".into()));
         };
         if sp_bound_id.device() != &self.device {
-            return Ok(self.refuse(Refusal::InvalidValue, "relay: identity names another device".into()));
+            return Ok(self.refuse(Refusal::InvalidValue, "finish: the identity names another device".into()));
         }
         self.relay = Some(RelayedDevice { sp_bound_id, public_key });
         Ok(Ok(()))

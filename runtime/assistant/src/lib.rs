@@ -27,6 +27,8 @@ mod runtime;
 pub use capability::{AssistantServices, ConfiguredAssistant, RelayError, RelayedDevice, ResolveError};
 pub use enrollment_host::credentials::NetworkCredentials;
 pub use enrollment_host::frame::Enrolled;
+pub use enrollment_host::handover::SpBinding;
+pub use enrollment_host::trace::{Trace, TraceEvent, TraceKind};
 pub use enrollment_host::{
     AccessTechnology, Compiler, Eui, FailureCode, HalfError, Link, Sandbox, SandboxConfig, SetupError, SpBoundId,
     SpIdentity, Timeouts, WireFailure,

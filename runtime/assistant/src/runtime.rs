@@ -21,7 +21,9 @@ use enrollment_host::frame::{Enrolled, Frame, PROTOCOL_VERSION, Signature, Start
 use enrollment_host::link::{Link, LinkFailure};
 use enrollment_host::sandbox::cache::ComponentCache;
 use enrollment_host::sandbox::{HalfError, HalfKind, PreparedHalf, Sandbox, SetupError};
+use enrollment_host::manifest::ManifestView;
 use enrollment_host::session::{Timeouts, last_word};
+use enrollment_host::trace::{HalfTrace, Trace};
 use enrollment_host::transport::TransportEnd;
 use sp_bound_id::{AccessTechnology, Eui, IdentifierError, SpBoundId};
 use wasmtime::component::Linker;
@@ -75,7 +77,7 @@ pub enum EnrollError {
     PhoneHalf { error: HalfError, refusal: Option<String> },
     #[error("the label does not fit the device on the link: {0}")]
     Label(LabelError),
-    #[error("the phone half finished without relaying the device's identity")]
+    #[error("the phone half finished without `offer.finish`: the device's identity was never relayed")]
     NotRelayed,
     #[error("the phone half relayed {relayed}, but the device staged {staged}")]
     RelayMismatch { relayed: String, staged: String },
@@ -96,11 +98,14 @@ pub struct AssistantRuntime {
 }
 
 /// Options for one enrollment.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct EnrollOptions {
     /// Re-bind the device if it is already sealed (it must have been enrolled
     /// by this assistant's identity key).
     pub rebind: bool,
+    /// Record what the phone half does (items, messages, refusals,
+    /// diagnostics) into this trace (`qr-packer simulate`, tests).
+    pub trace: Option<Trace>,
 }
 
 impl AssistantRuntime {
@@ -190,9 +195,11 @@ impl AssistantRuntime {
         timings.prepare = t.elapsed();
 
         let t = Instant::now();
-        let transport = TransportEnd::new(link, HalfKind::Phone, self.timeouts.receive);
+        let trace = HalfTrace::new(options.trace.clone(), HalfKind::Phone);
+        let transport = TransportEnd::new(link, HalfKind::Phone, self.timeouts.receive, trace);
         let max_memory = self.sandbox.config().max_memory_bytes;
-        let host = PhoneHost::new(transport, self.services.clone(), device, access, max_memory);
+        let manifest = ManifestView::of(app.manifest());
+        let host = PhoneHost::new(transport, manifest, self.services.clone(), device, access, max_memory);
         let mut store = self.sandbox.store(host);
         let result = async {
             let instance = prepared.pre.instantiate_async(&mut store).await?;
@@ -276,7 +283,7 @@ impl AssistantRuntime {
     async fn next_protocol_frame(&self, link: &mut Link, during: &'static str) -> Result<Frame, EnrollError> {
         loop {
             match recv(link, self.timeouts.protocol, during).await? {
-                Frame::Message(_) => continue,
+                Frame::Message(_) | Frame::Item(_) => continue,
                 frame => return Ok(frame),
             }
         }

@@ -1,35 +1,46 @@
-//! The `device` capability: what a device offers its device half.
+//! The `take` and `device` capabilities: what a device offers its device half.
 //!
-//! Nothing the device half does is written as it happens. Every call stages a
-//! value in [`Staged`]; the enrollment logic commits the whole set in one
-//! durable transaction only when the half has returned successfully, asked
-//! to be sealed, and the assistant has confirmed. A half that traps, loops,
-//! lies or is cut off leaves the device exactly as it was.
+//! Nothing the device half does is written as it happens. Every item it takes
+//! is checked for this device and staged in [`Staged`]; the enrollment logic
+//! commits the whole set in one durable transaction only when the half has
+//! returned successfully, asked to be sealed, and the assistant has
+//! confirmed. A half that traps, loops, lies or is cut off leaves the device
+//! exactly as it was.
 //!
-//! The host does all validation and all text: the guest passes bytes, and the
-//! host checks UTF-8, lengths, credential formats and the identifier, and
-//! answers with a [`Refusal`] the guest can act on.
+//! The SP-bound identifier is built by the host from the service-provider
+//! item the assistant sent, the device's own id and its access technology:
+//! the device half cannot name an SP of its own (there is no call for it).
+
+use std::collections::BTreeMap;
 
 use ed25519_dalek::SigningKey;
-use wasmtime::component::{HasSelf, Linker};
-
-use enrollment_host::bindings::device::iot_enroll::enrollment::{device, transport, types};
+use enrollment_host::bindings::device::iot_enroll::enrollment::take::Item;
+use enrollment_host::bindings::device::iot_enroll::enrollment::{
+    device, diagnostics, manifest, take, transport, types,
+};
 use enrollment_host::bindings::{Refusal, WitAccessTechnology, to_wit};
 use enrollment_host::credentials::{CredentialsError, NetworkCredentials};
+use enrollment_host::handover::{
+    HandoverItem, ItemError, MAX_CONFIG_ENTRIES, MAX_TEXT, SpBinding, check_name,
+};
+use enrollment_host::manifest::{Diagnostics, ManifestView};
 use enrollment_host::sandbox::{HalfLimiter, HasLimiter};
+use enrollment_host::trace::TraceKind;
 use enrollment_host::transport::TransportEnd;
 use sp_bound_id::{AccessTechnology, Eui, SpBoundId, SpIdentity};
+use wasmtime::component::{HasSelf, Linker};
 
-/// Longest owner, location or name the device stores, in bytes.
-pub const MAX_TEXT: usize = 256;
-
-/// Everything a device half has asked for, not yet written.
+/// Everything a device half has taken or asked for, not yet written.
 #[derive(Default)]
 pub struct Staged {
     pub network: Option<NetworkCredentials>,
     pub owner: Option<String>,
     pub location: Option<String>,
     pub name: Option<String>,
+    /// The service provider, from the assistant's item.
+    pub binding: Option<SpBinding>,
+    /// Configuration values: offered parameters and `device.set-config`.
+    pub config: BTreeMap<String, Vec<u8>>,
     pub signing_key: Option<SigningKey>,
     pub sp_bound_id: Option<SpBoundId>,
     pub seal_requested: bool,
@@ -45,6 +56,8 @@ impl Staged {
 /// Store data of a device half.
 pub struct DeviceHost {
     pub transport: TransportEnd,
+    pub manifest: ManifestView,
+    pub diagnostics: Diagnostics,
     pub device: Eui,
     pub access: AccessTechnology,
     pub staged: Staged,
@@ -52,17 +65,115 @@ pub struct DeviceHost {
 }
 
 impl DeviceHost {
-    pub fn new(transport: TransportEnd, device: Eui, access: AccessTechnology, max_memory: usize) -> Self {
-        Self { transport, device, access, staged: Staged::default(), limiter: HalfLimiter::new(max_memory) }
+    pub fn new(
+        transport: TransportEnd,
+        manifest: ManifestView,
+        device: Eui,
+        access: AccessTechnology,
+        max_memory: usize,
+    ) -> Self {
+        let diagnostics = Diagnostics::new(transport.trace().clone());
+        Self {
+            transport,
+            manifest,
+            diagnostics,
+            device,
+            access,
+            staged: Staged::default(),
+            limiter: HalfLimiter::new(max_memory),
+        }
     }
 
     /// A linker that offers exactly the `device-half` world.
     pub fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<DeviceHost>> {
         let mut linker = Linker::new(engine);
-        transport::add_to_linker::<DeviceHost, HasSelf<TransportEnd>>(&mut linker, |h| &mut h.transport)?;
         types::add_to_linker::<DeviceHost, HasSelf<DeviceHost>>(&mut linker, |h| h)?;
+        transport::add_to_linker::<DeviceHost, HasSelf<TransportEnd>>(&mut linker, |h| &mut h.transport)?;
+        manifest::add_to_linker::<DeviceHost, HasSelf<ManifestView>>(&mut linker, |h| &mut h.manifest)?;
+        diagnostics::add_to_linker::<DeviceHost, HasSelf<Diagnostics>>(&mut linker, |h| &mut h.diagnostics)?;
+        take::add_to_linker::<DeviceHost, HasSelf<DeviceHost>>(&mut linker, |h| h)?;
         device::add_to_linker::<DeviceHost, HasSelf<DeviceHost>>(&mut linker, |h| h)?;
         Ok(linker)
+    }
+
+    fn refuse<T>(&self, refusal: Refusal, why: impl FnOnce() -> String) -> Result<T, Refusal> {
+        self.transport.trace().record(TraceKind::Refused, why);
+        Err(refusal)
+    }
+
+    fn staged(&self, what: impl FnOnce() -> String) {
+        self.transport.trace().record(TraceKind::Staged, what);
+    }
+
+    fn stage_config(&mut self, name: String, value: Vec<u8>) -> Result<(), Refusal> {
+        if let Err(e) = check_name(&name) {
+            return self.refuse(item_refusal(e), || format!("configuration name {name:?}: {e}"));
+        }
+        if value.len() > MAX_TEXT {
+            return self.refuse(Refusal::TooLarge, || format!("configuration {name}: {} bytes", value.len()));
+        }
+        if !self.staged.config.contains_key(&name) && self.staged.config.len() >= MAX_CONFIG_ENTRIES {
+            return self.refuse(Refusal::BudgetExhausted, || format!("more than {MAX_CONFIG_ENTRIES} configuration values"));
+        }
+        self.staged(|| format!("config {name} ({} bytes)", value.len()));
+        self.staged.config.insert(name, value);
+        Ok(())
+    }
+
+    /// Checks one item for this device and stages it.
+    fn apply(&mut self, item: HandoverItem) -> Result<Item, Refusal> {
+        if let Err(e) = item.check() {
+            return self.refuse(item_refusal(e), || format!("{}: {e}", item.describe()));
+        }
+        Ok(match item {
+            HandoverItem::Owner(owner) => {
+                self.staged(|| "owner".into());
+                self.staged.owner = Some(owner);
+                Item::Owner
+            }
+            HandoverItem::Location(location) => {
+                self.staged(|| "location".into());
+                self.staged.location = Some(location);
+                Item::Location
+            }
+            HandoverItem::Name(name) => {
+                self.staged(|| "name".into());
+                self.staged.name = Some(name);
+                Item::Name
+            }
+            HandoverItem::Network(bytes) => match NetworkCredentials::decode_for(&bytes, self.access) {
+                Ok(credentials) => {
+                    self.staged(|| format!("{} network credentials", credentials.technology()));
+                    self.staged.network = Some(credentials);
+                    Item::Network
+                }
+                Err(e @ CredentialsError::WrongTechnology { .. }) => {
+                    return self.refuse(Refusal::NotApplicable, || e.to_string());
+                }
+                Err(e) => return self.refuse(Refusal::InvalidValue, || format!("network credentials: {e}")),
+            },
+            HandoverItem::ServiceProvider(binding) => {
+                self.staged(|| format!("service provider {}", binding.sp));
+                self.staged.binding = Some(binding);
+                Item::ServiceProvider
+            }
+            HandoverItem::Parameter { name, value } => {
+                self.stage_config(name.clone(), value.into_bytes())?;
+                Item::Parameter(name)
+            }
+            HandoverItem::Record { tag, value } => Item::Record((tag, value)),
+            HandoverItem::End => Item::End,
+            HandoverItem::Identity { .. } => {
+                return self.refuse(Refusal::OutOfOrder, || "an identity item from the assistant".into());
+            }
+        })
+    }
+}
+
+fn item_refusal(e: ItemError) -> Refusal {
+    match e {
+        ItemError::TooLarge => Refusal::TooLarge,
+        ItemError::Invalid => Refusal::InvalidValue,
     }
 }
 
@@ -75,19 +186,34 @@ impl HasLimiter for DeviceHost {
     }
 }
 
-/// Checks a text value from a guest: UTF-8, bounded, no control characters.
-pub fn text(bytes: Vec<u8>) -> Result<String, Refusal> {
-    if bytes.len() > MAX_TEXT {
-        return Err(Refusal::TooLarge);
-    }
-    let s = String::from_utf8(bytes).map_err(|_| Refusal::InvalidValue)?;
-    if s.trim().is_empty() || s.chars().any(char::is_control) {
-        return Err(Refusal::InvalidValue);
-    }
-    Ok(s)
-}
-
 impl types::Host for DeviceHost {}
+
+impl take::Host for DeviceHost {
+    async fn next(&mut self) -> wasmtime::Result<Result<Item, Refusal>> {
+        Ok(match self.transport.next_item().await {
+            Ok(item) => self.apply(item),
+            Err(refusal) => Err(refusal),
+        })
+    }
+
+    async fn finish(&mut self) -> wasmtime::Result<Result<(), Refusal>> {
+        let Some(binding) = &self.staged.binding else {
+            return Ok(self.refuse(Refusal::OutOfOrder, || "finish before a service-provider item was taken".into()));
+        };
+        let id = match SpIdentity::new(&binding.sp).and_then(|sp| SpBoundId::new(sp, self.device, self.access)) {
+            Ok(id) => id,
+            Err(e) => return Ok(self.refuse(Refusal::InvalidValue, || format!("SP-bound identifier: {e}"))),
+        };
+        let key = SigningKey::generate(&mut rand::rngs::OsRng);
+        let public_key = key.verifying_key().to_bytes();
+        self.staged(|| format!("key pair and identifier {id}; sealed on commit"));
+        let answer = HandoverItem::Identity { sp_bound_id: id.to_string(), public_key };
+        self.staged.sp_bound_id = Some(id);
+        self.staged.signing_key = Some(key);
+        self.staged.seal_requested = true;
+        Ok(self.transport.send_item(answer).await)
+    }
+}
 
 impl device::Host for DeviceHost {
     async fn device_id(&mut self) -> wasmtime::Result<Vec<u8>> {
@@ -98,70 +224,7 @@ impl device::Host for DeviceHost {
         Ok(to_wit(self.access))
     }
 
-    async fn configure_network(&mut self, credentials: Vec<u8>) -> wasmtime::Result<Result<(), Refusal>> {
-        Ok(match NetworkCredentials::decode_for(&credentials, self.access) {
-            Ok(creds) => {
-                self.staged.network = Some(creds);
-                Ok(())
-            }
-            Err(CredentialsError::WrongTechnology { .. }) => Err(Refusal::NotApplicable),
-            Err(_) => Err(Refusal::InvalidValue),
-        })
-    }
-
-    async fn set_owner(&mut self, owner: Vec<u8>) -> wasmtime::Result<Result<(), Refusal>> {
-        Ok(text(owner).map(|s| self.staged.owner = Some(s)))
-    }
-
-    async fn set_location(&mut self, location: Vec<u8>) -> wasmtime::Result<Result<(), Refusal>> {
-        Ok(text(location).map(|s| self.staged.location = Some(s)))
-    }
-
-    async fn set_name(&mut self, name: Vec<u8>) -> wasmtime::Result<Result<(), Refusal>> {
-        Ok(text(name).map(|s| self.staged.name = Some(s)))
-    }
-
-    async fn generate_key_pair(&mut self) -> wasmtime::Result<Vec<u8>> {
-        let key = SigningKey::generate(&mut rand::rngs::OsRng);
-        let public = key.verifying_key().to_bytes().to_vec();
-        self.staged.signing_key = Some(key);
-        Ok(public)
-    }
-
-    async fn write_sp_bound_id(&mut self, sp_identity: Vec<u8>) -> wasmtime::Result<Result<Vec<u8>, Refusal>> {
-        let Ok(sp) = std::str::from_utf8(&sp_identity) else {
-            return Ok(Err(Refusal::InvalidValue));
-        };
-        let Ok(sp) = SpIdentity::new(sp) else {
-            return Ok(Err(Refusal::InvalidValue));
-        };
-        let Ok(id) = SpBoundId::new(sp, self.device, self.access) else {
-            return Ok(Err(Refusal::InvalidValue));
-        };
-        let text = id.to_string().into_bytes();
-        self.staged.sp_bound_id = Some(id);
-        Ok(Ok(text))
-    }
-
-    async fn seal(&mut self) -> wasmtime::Result<Result<(), Refusal>> {
-        if self.staged.sp_bound_id.is_none() || self.staged.signing_key.is_none() {
-            return Ok(Err(Refusal::OutOfOrder));
-        }
-        self.staged.seal_requested = true;
-        Ok(Ok(()))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn text_checks() {
-        assert_eq!(text(b"ACME Utilities".to_vec()), Ok("ACME Utilities".into()));
-        assert_eq!(text(vec![0xff, 0xfe]), Err(Refusal::InvalidValue));
-        assert_eq!(text(b"a\nb".to_vec()), Err(Refusal::InvalidValue));
-        assert_eq!(text(b"  ".to_vec()), Err(Refusal::InvalidValue));
-        assert_eq!(text(vec![b'a'; MAX_TEXT + 1]), Err(Refusal::TooLarge));
+    async fn set_config(&mut self, name: String, value: Vec<u8>) -> wasmtime::Result<Result<(), Refusal>> {
+        Ok(self.stage_config(name, value))
     }
 }

@@ -27,6 +27,7 @@ mod runtime;
 pub mod store;
 
 pub use enrollment_host::frame::Enrolled;
+pub use enrollment_host::trace::{Trace, TraceEvent, TraceKind};
 pub use enrollment_host::{
     AccessTechnology, Compiler, Eui, FailureCode, HalfError, Link, Sandbox, SandboxConfig, SetupError, SpBoundId,
     SpIdentity, Timeouts, WireFailure,

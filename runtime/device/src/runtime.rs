@@ -15,12 +15,13 @@ use enrollment_host::link::{Link, LinkFailure};
 use enrollment_host::sandbox::cache::ComponentCache;
 use enrollment_host::sandbox::{HalfKind, PreparedHalf, Sandbox, SetupError};
 use enrollment_host::session::{Timeouts, last_word};
+use enrollment_host::trace::{HalfTrace, Trace};
 use enrollment_host::transport::TransportEnd;
 use qr_packer::TrustedKeys;
 use sp_bound_id::Eui;
 use wasmtime::component::Linker;
 
-use crate::admission::admit_device_half;
+use crate::admission::{Admitted, admit_device_half};
 use crate::capability::DeviceHost;
 use crate::failure::DeviceFailure;
 use crate::store::{DeviceState, DeviceStore, Enrollment, StoreError};
@@ -51,6 +52,8 @@ pub struct DeviceRuntime {
     /// Keep compiled device halves after a session (a simulated fleet); a
     /// single device drops them with the rest of the enrollment information.
     keep_compiled: bool,
+    /// Record what device halves do into this trace (simulator, tests).
+    trace: Option<Trace>,
 }
 
 impl DeviceRuntime {
@@ -64,7 +67,14 @@ impl DeviceRuntime {
         let linker = DeviceHost::linker(sandbox.engine())
             .map_err(|e| SetupError::Linker { world: "device-half", reason: format!("{e:#}") })?;
         let cache = ComponentCache::new(sandbox.config().cache_capacity);
-        Ok(Self { sandbox, linker, cache, store, trusted, timeouts, keep_compiled })
+        Ok(Self { sandbox, linker, cache, store, trusted, timeouts, keep_compiled, trace: None })
+    }
+
+    /// Records what device halves do (items, messages, staged writes,
+    /// refusals, diagnostics) into `trace`.
+    pub fn with_trace(mut self, trace: Trace) -> Self {
+        self.trace = Some(trace);
+        self
     }
 
     /// The device store.
@@ -124,7 +134,7 @@ impl DeviceRuntime {
 
         // The device trusts its manufacturer, not the assistant: the payload
         // must verify with the device's own keys and name this device.
-        let device_half = admit_device_half(start.payload, &self.trusted, device, state.access)?;
+        let Admitted { device_half, manifest } = admit_device_half(start.payload, &self.trusted, device, state.access)?;
         let prepared = self
             .sandbox
             .prepare(&self.cache, HalfKind::Device, &device_half, &self.linker, DeviceHalfPre::new)
@@ -134,8 +144,11 @@ impl DeviceRuntime {
         // check above, and the device half goes now.
         drop(device_half);
 
-        let transport = TransportEnd::new(std::mem::replace(link, dead_link()), HalfKind::Device, self.timeouts.receive);
-        let host = DeviceHost::new(transport, device, state.access, self.sandbox.config().max_memory_bytes);
+        let trace = HalfTrace::new(self.trace.clone(), HalfKind::Device);
+        let lent = std::mem::replace(link, dead_link());
+        let transport = TransportEnd::new(lent, HalfKind::Device, self.timeouts.receive, trace);
+        let max_memory = self.sandbox.config().max_memory_bytes;
+        let host = DeviceHost::new(transport, manifest, device, state.access, max_memory);
         let mut store = self.sandbox.store(host);
         let result = async {
             let instance = prepared.pre.instantiate_async(&mut store).await?;
@@ -171,7 +184,7 @@ impl DeviceRuntime {
         loop {
             match link.rx.recv_within(self.timeouts.protocol).await.map_err(protocol)? {
                 Frame::Commit => break,
-                Frame::Close | Frame::Message(_) => continue,
+                Frame::Close | Frame::Message(_) | Frame::Item(_) => continue,
                 Frame::Abort(why) => return Err(DeviceFailure::Aborted(why)),
                 other => {
                     return Err(DeviceFailure::Protocol(format!("expected Commit, got {}", frame_name(&other))));
@@ -195,6 +208,9 @@ impl DeviceRuntime {
                 owner: staged.owner,
                 location: staged.location,
                 name: staged.name,
+                sp_endpoint: staged.binding.as_ref().and_then(|b| b.endpoint.clone()),
+                sp_public_key: staged.binding.as_ref().and_then(|b| b.public_key),
+                config: staged.config,
                 enrolled_by: start.assistant_key,
                 sealed: true,
             })

@@ -16,7 +16,7 @@ use super::control::{ControlError, ControlServer};
 use super::store::GatewayStore;
 use enrollment_assistant::NetworkCredentials;
 use sp_bound_id::{AccessTechnology, Eui, SpIdentity};
-use enrollment_assistant::{AssistantServices, RelayError, RelayedDevice, ResolveError};
+use enrollment_assistant::{AssistantServices, RelayError, RelayedDevice, ResolveError, SpBinding};
 
 /// The gateway's assistant services.
 pub struct GatewayServices {
@@ -63,7 +63,7 @@ impl AssistantServices for GatewayServices {
         self.networks.iter().find(|n| n.technology() == technology).cloned()
     }
 
-    fn resolve_sp(&self, device: Eui, access: AccessTechnology) -> BoxFuture<'_, Result<SpIdentity, ResolveError>> {
+    fn resolve_sp(&self, device: Eui, access: AccessTechnology) -> BoxFuture<'_, Result<SpBinding, ResolveError>> {
         Box::pin(async move {
             let sp = self.control.resolve(device, access).await.map_err(|e| match e {
                 ControlError::UnknownDevice { device, .. } => ResolveError::Unknown(device),
@@ -74,7 +74,8 @@ impl AssistantServices for GatewayServices {
                 .record_resolved(device, access, sp.clone())
                 .await
                 .map_err(|e| ResolveError::Unreachable(format!("gateway store: {e}")))?;
-            Ok(sp)
+            let endpoint = self.sp_endpoints.get(&sp).cloned();
+            Ok(SpBinding { sp: sp.to_string(), endpoint, public_key: None })
         })
     }
 

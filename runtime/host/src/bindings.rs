@@ -1,8 +1,9 @@
 //! Host bindings for the two worlds of `wit/enrollment.wit`.
 //!
-//! Both worlds share the `transport` and `types` interfaces; they are
-//! generated once, in [`device`], and reused by [`phone`] through `with`, so a
-//! single host implementation of the transport serves both halves.
+//! Both worlds share the `types`, `transport`, `manifest` and `diagnostics`
+//! interfaces; they are generated once, in [`device`], and reused by
+//! [`phone`] through `with`, so one host implementation of each serves both
+//! halves.
 //!
 //! Every import is `async` (the transport waits for the peer, the assistant
 //! waits for the control server) and `trappable`: a host can end a half that
@@ -29,11 +30,12 @@ pub mod phone {
         with: {
             "iot-enroll:enrollment/transport": super::device::iot_enroll::enrollment::transport,
             "iot-enroll:enrollment/types": super::device::iot_enroll::enrollment::types,
+            "iot-enroll:enrollment/manifest": super::device::iot_enroll::enrollment::manifest,
+            "iot-enroll:enrollment/diagnostics": super::device::iot_enroll::enrollment::diagnostics,
         },
     });
 }
 
-pub use device::iot_enroll::enrollment::transport::LinkError;
 pub use device::iot_enroll::enrollment::types::{AccessTechnology as WitAccessTechnology, Refusal};
 
 use sp_bound_id::AccessTechnology;

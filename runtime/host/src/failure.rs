@@ -46,6 +46,7 @@ pub enum FailureCode {
     HalfFailed,
     HalfExhausted,
     HalfHost,
+    HalfUnsupportedWit,
     // Assistant → device (`Abort`).
     /// The label does not fit the device on the link.
     LabelRefused,
@@ -91,6 +92,7 @@ impl FailureCode {
             HalfFailed => 29,
             HalfExhausted => 30,
             HalfHost => 31,
+            HalfUnsupportedWit => 32,
             LabelRefused => 40,
             DeviceSealed => 41,
             PhoneHalfFailed => 42,
@@ -132,6 +134,7 @@ impl FailureCode {
             HalfFailed,
             HalfExhausted,
             HalfHost,
+            HalfUnsupportedWit,
             LabelRefused,
             DeviceSealed,
             PhoneHalfFailed,
@@ -167,6 +170,7 @@ impl FailureCode {
             HalfFailed => "the half reported failure",
             HalfExhausted => "no sandbox slot was free",
             HalfHost => "the host failed while serving the half",
+            HalfUnsupportedWit => "the half was built for another WIT version",
             LabelRefused => "the label does not fit the device on the link",
             DeviceSealed => "the device is sealed and no re-bind was requested",
             PhoneHalfFailed => "the phone half failed",

@@ -4,7 +4,7 @@
 //!  assistant                                   device
 //!      <------------------ Hello (id, access, sealed, nonce)
 //!      Start (signed payload, assistant key, re-bind signature?) ---->
-//!  run phone half   <== Message frames (transport) ==>   run device half
+//!  run phone half   <== Item / Message frames ==>        run device half
 //!      Close (phone half done) ---------------------------->
 //!      <------------------ ReadyToCommit (SP-bound id, public key)
 //!      Commit ---------------------------------------------->  one durable
@@ -18,9 +18,11 @@ use ed25519_dalek::{Signature as EdSignature, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
 use crate::failure::WireFailure;
+use crate::handover::HandoverItem;
 
 /// Version of the link protocol; a peer that speaks another is refused.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// Version 2 carries hand-over items (WIT `iot-enroll:enrollment@0.2.0`).
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Everything that crosses the link.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,6 +35,9 @@ pub enum Frame {
     Start(Start),
     /// Either way: one transport message between the halves.
     Message(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// Either way: one hand-over item (phone → device; the device's
+    /// identity device → phone).
+    Item(HandoverItem),
     /// Assistant → device: the phone half has finished.
     Close,
     /// Device → assistant: the device half finished and staged this; nothing
@@ -141,6 +146,7 @@ pub fn frame_name(frame: &Frame) -> String {
         Frame::Hello(_) => "Hello".into(),
         Frame::Start(_) => "Start".into(),
         Frame::Message(m) => format!("Message({} bytes)", m.len()),
+        Frame::Item(item) => format!("Item({})", item.describe()),
         Frame::Close => "Close".into(),
         Frame::ReadyToCommit(_) => "ReadyToCommit".into(),
         Frame::Commit => "Commit".into(),

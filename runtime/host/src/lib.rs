@@ -14,7 +14,10 @@
 //! | the local link (in-process, TCP) and its codec | [`link`] |
 //! | the frames of the link protocol | [`frame`] |
 //! | failures on the link: stable codes and a detail | [`failure`] |
-//! | `transport`: messages between the halves | [`transport`] |
+//! | `transport`: messages between the halves, and the one ordered stream of frames | [`transport`] |
+//! | hand-over items: their wire form and checks, both ends | [`handover`] |
+//! | `manifest` and `diagnostics`, the same for both halves | [`manifest`] |
+//! | what each half did, for the simulator and tests | [`trace`] |
 //! | network credentials, the runtime's encoding | [`credentials`] |
 //! | timeouts and the end of a session, both sides | [`session`] |
 
@@ -22,9 +25,12 @@ pub mod bindings;
 pub mod credentials;
 pub mod failure;
 pub mod frame;
+pub mod handover;
 pub mod link;
+pub mod manifest;
 pub mod sandbox;
 pub mod session;
+pub mod trace;
 pub mod transport;
 
 pub use failure::{FailureCode, WireFailure};

@@ -155,6 +155,8 @@ pub enum HalfError {
     InvalidComponent { half: String, reason: String },
     #[error("the {half} imports `{name}`, which its world does not offer")]
     ForeignImport { half: String, name: String },
+    #[error("the {half} was built for WIT version {found} of iot-enroll:enrollment; this runtime supports {supported} (rebuild it with `qr-packer build`)")]
+    UnsupportedWitVersion { half: String, found: String, supported: String },
     #[error("the {half} does not target its world: {reason}")]
     WrongWorld { half: String, reason: String },
     #[error("the {half} ran past its deadline of {deadline_ms} ms")]
@@ -182,6 +184,7 @@ impl HalfError {
             HalfError::CoreModule(_) => FailureCode::HalfCoreModule,
             HalfError::InvalidComponent { .. } => FailureCode::HalfInvalidComponent,
             HalfError::ForeignImport { .. } => FailureCode::HalfForeignImport,
+            HalfError::UnsupportedWitVersion { .. } => FailureCode::HalfUnsupportedWit,
             HalfError::WrongWorld { .. } => FailureCode::HalfWrongWorld,
             HalfError::DeadlineExceeded { .. } => FailureCode::HalfDeadline,
             HalfError::MemoryCap { .. } => FailureCode::HalfMemoryCap,
@@ -443,6 +446,15 @@ fn check_imports(engine: &Engine, kind: HalfKind, component: &Component) -> Resu
     let allowed = kind.allowed_imports();
     let ty = component.component_type();
     for (name, item) in ty.imports(engine) {
+        if let Some(found) = wit_version_of(name)
+            && found != WIT_VERSION
+        {
+            return Err(HalfError::UnsupportedWitVersion {
+                half: kind.to_string(),
+                found: found.to_string(),
+                supported: WIT_VERSION.to_string(),
+            });
+        }
         let ok = allowed.contains(&name) && matches!(item.ty, ComponentItem::ComponentInstance(_));
         if !ok {
             return Err(HalfError::ForeignImport { half: kind.to_string(), name: name.to_string() });
@@ -456,6 +468,14 @@ fn check_imports(engine: &Engine, kind: HalfKind, component: &Component) -> Resu
         });
     }
     Ok(())
+}
+
+/// The version of `iot-enroll:enrollment` this runtime implements.
+pub const WIT_VERSION: &str = world_imports::WIT_VERSION;
+
+/// The package version an import of `iot-enroll:enrollment/...@V` names.
+fn wit_version_of(import: &str) -> Option<&str> {
+    import.strip_prefix("iot-enroll:enrollment/")?.split_once('@').map(|(_, v)| v)
 }
 
 /// Advances the engine's epoch every tick, from its own thread, until the

@@ -31,7 +31,7 @@ pub async fn last_word(link: &mut Link, control: Option<Frame>, link_failed: boo
     }
     loop {
         match link.rx.recv_within(Duration::from_millis(100)).await {
-            Ok(Frame::Message(_)) => continue,
+            Ok(Frame::Message(_) | Frame::Item(_)) => continue,
             Ok(frame) => return Some(frame),
             Err(_) => return None,
         }

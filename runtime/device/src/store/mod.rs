@@ -196,6 +196,13 @@ pub struct DeviceState {
     pub enrolled_at: Option<u64>,
     /// How many enrollments committed (SP re-binds are not counted).
     pub enrollments: u64,
+    /// Where the device reaches its SP, and the SP's public key, as the
+    /// enrollment's service-provider item gave them (cleared by a re-bind
+    /// that does not carry new ones: never the old SP's key for a new SP).
+    pub sp_endpoint: Option<String>,
+    pub sp_public_key: Option<[u8; 32]>,
+    /// Configuration values the enrollment staged.
+    pub config: std::collections::BTreeMap<String, Vec<u8>>,
 }
 
 /// Everything one enrollment writes, and the preconditions it is written on.
@@ -218,6 +225,11 @@ pub struct Enrollment {
     pub enrolled_by: [u8; 32],
     /// Seal the device (one-way: `false` never unseals).
     pub sealed: bool,
+    /// The SP binding's endpoint and key (replaced, not merged).
+    pub sp_endpoint: Option<String>,
+    pub sp_public_key: Option<[u8; 32]>,
+    /// Configuration values; they replace the stored set.
+    pub config: std::collections::BTreeMap<String, Vec<u8>>,
 }
 
 /// What a successful commit or re-bind wrote.

@@ -103,7 +103,9 @@ pub(super) fn commit_in(conn: &Connection, e: &Enrollment, now: u64) -> Result<C
              name = coalesce(?10, name),
              enrolled_by = ?11,
              enrolled_at_ms = ?12,
-             enrollments = enrollments + 1
+             enrollments = enrollments + 1,
+             sp_endpoint = ?13,
+             sp_public_key = ?14
          WHERE device_id = ?1",
     )
     .and_then(|mut statement| {
@@ -120,9 +122,19 @@ pub(super) fn commit_in(conn: &Connection, e: &Enrollment, now: u64) -> Result<C
             e.name,
             e.enrolled_by,
             to_i64(now),
+            e.sp_endpoint,
+            e.sp_public_key,
         ])
     })
     .during("writing the enrollment")?;
+    conn.prepare_cached("DELETE FROM device_config WHERE device_id = ?1")
+        .and_then(|mut statement| statement.execute([device.as_bytes()]))
+        .during("replacing the configuration")?;
+    for (name, value) in &e.config {
+        conn.prepare_cached("INSERT INTO device_config (device_id, name, value) VALUES (?1, ?2, ?3)")
+            .and_then(|mut statement| statement.execute(params![device.as_bytes(), name, value]))
+            .during("writing the configuration")?;
+    }
     append_log(conn, &device, generation, LogKind::Enroll, &identifier, &public_key, &e.enrolled_by, now)?;
     Ok(CommitReceipt { generation, sp_bound_id: e.sp_bound_id.clone(), public_key })
 }
@@ -156,7 +168,11 @@ pub(super) fn rebind_in(
 
     let generation = current.generation + 1;
     let identifier = new.to_string();
-    conn.prepare_cached("UPDATE device SET generation = ?2, sp_bound_id = ?3 WHERE device_id = ?1")
+    // A new SP: the old SP's endpoint and key must not stay with it.
+    conn.prepare_cached(
+        "UPDATE device SET generation = ?2, sp_bound_id = ?3, sp_endpoint = NULL, sp_public_key = NULL
+         WHERE device_id = ?1",
+    )
         .and_then(|mut statement| statement.execute(params![device.as_bytes(), to_i64(generation), identifier]))
         .during("re-binding the device")?;
     append_log(conn, &device, generation, LogKind::RebindSp, &identifier, &public_key, &enrolled_by, now)?;

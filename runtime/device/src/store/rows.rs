@@ -28,11 +28,13 @@ pub(super) fn read_state(conn: &Connection, device: &Eui) -> Result<Option<Devic
         Option<Vec<u8>>,
         Option<i64>,
         i64,
+        Option<String>,
+        Option<Vec<u8>>,
     );
     let raw: Option<Raw> = conn
         .prepare_cached(
             "SELECT access, generation, sealed, sp_bound_id, public_key, network, owner, location, name,
-                    enrolled_by, enrolled_at_ms, enrollments
+                    enrolled_by, enrolled_at_ms, enrollments, sp_endpoint, sp_public_key
              FROM device WHERE device_id = ?1",
         )
         .and_then(|mut statement| {
@@ -51,12 +53,15 @@ pub(super) fn read_state(conn: &Connection, device: &Eui) -> Result<Option<Devic
                         row.get(9)?,
                         row.get(10)?,
                         row.get(11)?,
+                        row.get(12)?,
+                        row.get(13)?,
                     ))
                 })
                 .optional()
         })
         .during("reading the device state")?;
-    let Some((access, generation, sealed, id, public_key, network, owner, location, name, by, at, enrollments)) = raw
+    let Some((access, generation, sealed, id, public_key, network, owner, location, name, by, at, enrollments, endpoint, sp_key)) =
+        raw
     else {
         return Ok(None);
     };
@@ -80,7 +85,20 @@ pub(super) fn read_state(conn: &Connection, device: &Eui) -> Result<Option<Devic
         enrolled_by: key32(by.as_deref(), "enrolled_by", device)?,
         enrolled_at: at.map(|at| to_u64(at, "enrolled_at_ms", device)).transpose()?,
         enrollments: to_u64(enrollments, "enrollments", device)?,
+        sp_endpoint: endpoint,
+        sp_public_key: key32(sp_key.as_deref(), "SP public key", device)?,
+        config: read_config(conn, device)?,
     }))
+}
+
+fn read_config(conn: &Connection, device: &Eui) -> Result<std::collections::BTreeMap<String, Vec<u8>>, StoreError> {
+    conn.prepare_cached("SELECT name, value FROM device_config WHERE device_id = ?1 ORDER BY name")
+        .and_then(|mut statement| {
+            statement
+                .query_map([device.as_bytes()], |row| Ok((row.get::<_, String>(0)?, row.get::<_, Vec<u8>>(1)?)))?
+                .collect()
+        })
+        .during("reading the configuration")
 }
 
 pub(super) fn read_private_key(conn: &Connection, device: &Eui) -> Result<Option<SigningKey>, StoreError> {

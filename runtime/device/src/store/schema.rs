@@ -15,7 +15,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use super::{During, StoreError};
 
 /// The schema version this runtime writes (SQLite `user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// How long a connection waits for a lock held by another process.
 pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -53,6 +53,19 @@ const MIGRATIONS: &[&str] = &[
         enrolled_by TEXT NOT NULL,
         at_ms       INTEGER NOT NULL,
         PRIMARY KEY (device_id, generation)
+    ) STRICT, WITHOUT ROWID;
+    ",
+    // Version 2: the SP binding's endpoint and key (WIT 0.2's service-provider
+    // item), and the configuration values an enrollment stages.
+    "
+    ALTER TABLE device ADD COLUMN sp_endpoint TEXT;
+    ALTER TABLE device ADD COLUMN sp_public_key BLOB CHECK (length(sp_public_key) = 32);
+
+    CREATE TABLE device_config (
+        device_id BLOB NOT NULL REFERENCES device (device_id),
+        name      TEXT NOT NULL,
+        value     BLOB NOT NULL,
+        PRIMARY KEY (device_id, name)
     ) STRICT, WITHOUT ROWID;
     ",
 ];
@@ -115,9 +128,12 @@ mod tests {
         let path = dir.path().join("device.sqlite");
         drop(DeviceStore::open(&path).expect("create"));
         let raw = Connection::open(&path).expect("raw");
-        raw.pragma_update(None, "user_version", 2).expect("bump");
+        raw.pragma_update(None, "user_version", SCHEMA_VERSION + 1).expect("bump");
         drop(raw);
-        assert!(matches!(DeviceStore::open(&path), Err(StoreError::UnsupportedSchema { found: 2, supported: 1 })));
+        assert!(matches!(
+            DeviceStore::open(&path),
+            Err(StoreError::UnsupportedSchema { found, supported: SCHEMA_VERSION }) if found == SCHEMA_VERSION + 1
+        ));
     }
 
     #[test]

@@ -123,6 +123,9 @@ pub(super) fn enrollment(device: Eui, access: AccessTechnology, generation: u64)
         name: Some("meter 1".into()),
         enrolled_by: ASSISTANT,
         sealed: true,
+        sp_endpoint: Some("https://meters.sp-one.example/v1".into()),
+        sp_public_key: Some([0x5B; 32]),
+        config: [("report-interval".to_string(), b"900".to_vec())].into_iter().collect(),
     }
 }
 

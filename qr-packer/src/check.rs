@@ -1,13 +1,17 @@
 //! Checks that a half is what the runtime will accept: a valid component
-//! that targets its world of `wit/enrollment.wit`, imports nothing that world
-//! does not offer, and exports `enroll`.
+//! that targets its world of `wit/enrollment.wit` (at the WIT version of this
+//! build), imports nothing that world does not offer, exports `enroll`, and
+//! stays within the runtime's sandbox limits (linear memory, tables, no start
+//! function).
 //!
 //! The runtime checks the same when it loads a half, but a label is printed
 //! on thousands of devices: a half it would refuse must be caught before
 //! printing, by `pack`. The WIT is embedded, so the packer and the runtime
-//! agree on the contract of this build.
+//! agree on the contract of this build; the interfaces a world offers and the
+//! package version are read from it, never written out here.
 
 use std::collections::BTreeSet;
+use std::sync::OnceLock;
 
 use wasmparser::{ComponentExternalKind, Parser, Payload, Validator};
 
@@ -16,11 +20,69 @@ use crate::error::PackError;
 /// The contract, as the runtime implements it.
 pub const ENROLLMENT_WIT: &str = include_str!("../../wit/enrollment.wit");
 
+/// The most linear memory a half may start with, in bytes: the default
+/// `max_memory_bytes` of the runtime's `SandboxConfig`
+/// (`enrollment_host::sandbox`), 128 KiB (2 wasm pages).
+///
+/// Only the *initial* size is checked. A memory without a maximum, or with a
+/// maximum above the cap, is accepted as long as its initial size is within
+/// it: the runtime's limiter makes `memory.grow` beyond the cap fail, so the
+/// half traps (or its allocator reports out of memory) when it outgrows it,
+/// instead of being refused at instantiation.
+pub const MAX_MEMORY_BYTES: u64 = 128 * 1024;
+
+/// The most linear memories a half may define: the runtime's pooling
+/// allocator gives a component one (`max_memories_per_component(1)`).
+pub const MAX_MEMORIES: usize = 1;
+
+/// The most initial elements a table of a half may have: the pooling
+/// allocator's `table_elements(1024)`.
+pub const MAX_TABLE_ELEMENTS: u64 = 1024;
+
 /// Which world a half targets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum World {
     Phone,
     Device,
+}
+
+/// What the embedded WIT says, parsed once.
+struct Contract {
+    /// `namespace:name` of the package, e.g. `iot-enroll:enrollment`.
+    package: String,
+    /// The package's version, e.g. `0.1.0`.
+    version: Option<String>,
+    phone: BTreeSet<String>,
+    device: BTreeSet<String>,
+}
+
+fn contract() -> Result<&'static Contract, String> {
+    static CONTRACT: OnceLock<Result<Contract, String>> = OnceLock::new();
+    CONTRACT.get_or_init(parse_contract).as_ref().map_err(Clone::clone)
+}
+
+fn parse_contract() -> Result<Contract, String> {
+    let mut resolve = wit_parser::Resolve::default();
+    let package = resolve.push_str("enrollment.wit", ENROLLMENT_WIT).map_err(|e| format!("embedded WIT: {e}"))?;
+    let name = &resolve.packages[package].name;
+    let (qualified, version) = (format!("{}:{}", name.namespace, name.name), name.version.as_ref().map(ToString::to_string));
+    let imports = |world: World| -> Result<BTreeSet<String>, String> {
+        let id = resolve.select_world(&[package], Some(world.name())).map_err(|e| e.to_string())?;
+        let mut names = BTreeSet::new();
+        for key in resolve.worlds[id].imports.keys() {
+            if let wit_parser::WorldKey::Interface(id) = key {
+                names.extend(resolve.id_of(*id));
+            }
+        }
+        Ok(names)
+    };
+    Ok(Contract { package: qualified, version, phone: imports(World::Phone)?, device: imports(World::Device)? })
+}
+
+/// The embedded WIT package's version (`0.1.0`), which every
+/// `iot-enroll:enrollment/...@version` import of a half must name.
+pub fn wit_version() -> Option<&'static str> {
+    contract().ok().and_then(|c| c.version.as_deref())
 }
 
 impl World {
@@ -42,21 +104,15 @@ impl World {
     /// (`iot-enroll:enrollment/transport@0.1.0`), including those its
     /// interfaces `use` (types).
     pub fn allowed_imports(self) -> Result<BTreeSet<String>, PackError> {
-        let wrong = |reason: String| PackError::WrongWorld { half: self.half(), world: self.name(), reason };
-        let mut resolve = wit_parser::Resolve::default();
-        let package = resolve.push_str("enrollment.wit", ENROLLMENT_WIT).map_err(|e| wrong(format!("embedded WIT: {e}")))?;
-        let world = resolve.select_world(&[package], Some(self.name())).map_err(|e| wrong(e.to_string()))?;
-        let mut names = BTreeSet::new();
-        for key in resolve.worlds[world].imports.keys() {
-            if let wit_parser::WorldKey::Interface(id) = key {
-                names.extend(resolve.id_of(*id));
-            }
-        }
-        Ok(names)
+        let contract = contract().map_err(|reason| PackError::WrongWorld { half: self.half(), world: self.name(), reason })?;
+        Ok(match self {
+            World::Phone => contract.phone.clone(),
+            World::Device => contract.device.clone(),
+        })
     }
 }
 
-/// Checks one half against its world.
+/// Checks one half against its world and the runtime's limits.
 pub fn check_half(component: &[u8], world: World) -> Result<(), PackError> {
     let half = world.half();
     if !Parser::is_component(component) {
@@ -68,6 +124,7 @@ pub fn check_half(component: &[u8], world: World) -> Result<(), PackError> {
         .map_err(|e| PackError::NotAComponent { half, reason: e.to_string() })?;
     let allowed = world.allowed_imports()?;
     let (imports, exports) = top_level_imports_exports(component).map_err(|e| PackError::NotAComponent { half, reason: e })?;
+    check_wit_version(&imports, half)?;
     for import in imports {
         if !allowed.contains(&import) {
             return Err(PackError::ForbiddenImport { half, world: world.name(), import });
@@ -80,6 +137,65 @@ pub fn check_half(component: &[u8], world: World) -> Result<(), PackError> {
             world: world.name(),
             reason: format!("it must export exactly the function `enroll`, it exports [{}]", names.join(", ")),
         });
+    }
+    check_runtime_limits(component, half)
+}
+
+/// Refuses an import of the enrollment package at another version than the
+/// embedded WIT's: a half built against another contract, told apart from a
+/// merely foreign import.
+fn check_wit_version(imports: &[String], half: &'static str) -> Result<(), PackError> {
+    let contract = contract().map_err(|reason| PackError::NotAComponent { half, reason })?;
+    let supported = contract.version.clone().unwrap_or_default();
+    let prefix = format!("{}/", contract.package);
+    for import in imports {
+        let Some(rest) = import.strip_prefix(&prefix) else { continue };
+        let found = rest.split_once('@').map(|(_, v)| v);
+        if found != contract.version.as_deref() {
+            let found = found.map_or_else(|| "(none)".to_owned(), str::to_owned);
+            return Err(PackError::UnsupportedWitVersion { half, found, supported });
+        }
+    }
+    Ok(())
+}
+
+/// Checks every core module of a (valid) component against the runtime's
+/// sandbox: initial linear memory within [`MAX_MEMORY_BYTES`], at most
+/// [`MAX_MEMORIES`] memories in the whole half, tables of at most
+/// [`MAX_TABLE_ELEMENTS`] initial elements, and no start function (of a core
+/// module or of the component).
+pub fn check_runtime_limits(component: &[u8], half: &'static str) -> Result<(), PackError> {
+    let malformed = |e: wasmparser::BinaryReaderError| PackError::NotAComponent { half, reason: e.to_string() };
+    let mut memories = 0usize;
+    for payload in Parser::new(0).parse_all(component) {
+        match payload.map_err(malformed)? {
+            Payload::MemorySection(section) => {
+                for memory in section {
+                    let memory = memory.map_err(malformed)?;
+                    memories += 1;
+                    let page = 1u64 << memory.page_size_log2.unwrap_or(16);
+                    let bytes = memory.initial.saturating_mul(page);
+                    if bytes > MAX_MEMORY_BYTES {
+                        return Err(PackError::InitialMemoryTooLarge { half, bytes, cap: MAX_MEMORY_BYTES });
+                    }
+                }
+            }
+            Payload::TableSection(section) => {
+                for table in section {
+                    let elements = table.map_err(malformed)?.ty.initial;
+                    if elements > MAX_TABLE_ELEMENTS {
+                        return Err(PackError::TableTooLarge { half, elements, max: MAX_TABLE_ELEMENTS });
+                    }
+                }
+            }
+            Payload::StartSection { .. } | Payload::ComponentStartSection { .. } => {
+                return Err(PackError::StartFunction { half });
+            }
+            _ => {}
+        }
+    }
+    if memories > MAX_MEMORIES {
+        return Err(PackError::TooManyMemories { half, count: memories, max: MAX_MEMORIES });
     }
     Ok(())
 }
@@ -249,5 +365,69 @@ mod tests {
         assert!(matches!(check_half(&wasi, World::Device), Err(PackError::ForbiddenImport { import, .. }) if import.starts_with("wasi:")));
         let no_enroll = wat::parse_str("(component)").unwrap();
         assert!(matches!(check_half(&no_enroll, World::Device), Err(PackError::WrongWorld { .. })));
+    }
+
+    /// A device half exporting `enroll` from core module(s) `modules` (the
+    /// first one exports `f`), with `imports` at the top.
+    fn component(imports: &str, modules: &[&str]) -> Vec<u8> {
+        let mut wat = format!("(component {imports}");
+        for (i, body) in modules.iter().enumerate() {
+            let export = if i == 0 { r#"(func (export "f") (result i32) i32.const 0)"# } else { "" };
+            wat.push_str(&format!("(core module $m{i} {body} {export}) (core instance $i{i} (instantiate $m{i}))"));
+        }
+        wat.push_str(r#"(func (export "enroll") (result (result)) (canon lift (core func $i0 "f"))))"#);
+        wat::parse_str(&wat).unwrap()
+    }
+
+    #[test]
+    fn the_runtime_limits_are_checked_with_the_limit_named() {
+        let err = check_half(&component("", &["(memory 17)"]), World::Device).unwrap_err();
+        assert!(matches!(err, PackError::InitialMemoryTooLarge { bytes: 1_114_112, cap: MAX_MEMORY_BYTES, .. }));
+        assert_eq!(
+            err.to_string(),
+            "the device half's core module asks for 1114112 bytes of initial linear memory; the runtime's cap is 131072 \
+             (link with -zstack-size=16384 --initial-memory=65536 --max-memory=131072, as the reference apps do in guest-apps/apps/.cargo/config.toml)"
+        );
+        let err = check_half(&component("", &["(memory 1)", "(memory 1)"]), World::Device).unwrap_err();
+        assert_eq!(err.to_string(), "the device half defines 2 linear memories; the runtime gives a half at most 1");
+        let err = check_half(&component("", &["(table 1025 funcref)"]), World::Device).unwrap_err();
+        assert_eq!(err.to_string(), "the device half has a table of 1025 initial elements; the runtime's cap is 1024");
+        let err = check_half(&component("", &["(func $s) (start $s)"]), World::Phone).unwrap_err();
+        assert_eq!(err.to_string(), "the phone half has a start function; the runtime runs a half only through its `enroll` export");
+    }
+
+    #[test]
+    fn a_memory_without_a_maximum_or_above_the_cap_is_fine_within_the_initial_cap() {
+        for memory in ["(memory 2)", "(memory 1 100)", "(memory 0)", "(memory 2 2)"] {
+            check_half(&component("", &[memory, "(table 1024 funcref)"]), World::Device).unwrap();
+        }
+        assert!(matches!(
+            check_half(&component("", &["(memory 3 3)"]), World::Device),
+            Err(PackError::InitialMemoryTooLarge { bytes: 196_608, .. })
+        ));
+    }
+
+    #[test]
+    fn another_wit_version_is_told_apart_from_a_foreign_import() {
+        let supported = wit_version().expect("the embedded WIT has a version");
+        let package = &contract().unwrap().package;
+        let other = component(&format!(r#"(import "{package}/transport@9.9.9" (instance))"#), &[""]);
+        let err = check_half(&other, World::Device).unwrap_err();
+        assert!(
+            matches!(&err, PackError::UnsupportedWitVersion { half: "device", found, supported: s } if found == "9.9.9" && s == supported),
+            "{err}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "the device half was built against WIT version 9.9.9 of the enrollment contract; this qr-packer supports version {supported} only (rebuild the half against its wit/enrollment.wit)"
+            )
+        );
+        let unversioned = component(&format!(r#"(import "{package}/transport" (instance))"#), &[""]);
+        assert!(matches!(check_half(&unversioned, World::Device), Err(PackError::UnsupportedWitVersion { found, .. }) if found == "(none)"));
+        // An interface the package does not have, at the right version, is a
+        // foreign import, not a version mismatch.
+        let unknown = component(&format!(r#"(import "{package}/nonexistent@{supported}" (instance))"#), &[""]);
+        assert!(matches!(check_half(&unknown, World::Device), Err(PackError::ForbiddenImport { .. })));
     }
 }

@@ -159,8 +159,22 @@ pub enum PackError {
     NotAComponent { half: &'static str, reason: String },
     #[error("the {half} half does not target world `{world}`: {reason}")]
     WrongWorld { half: &'static str, world: &'static str, reason: String },
+    #[error(
+        "the {half} half was built against WIT version {found} of the enrollment contract; this qr-packer supports version {supported} only (rebuild the half against its wit/enrollment.wit)"
+    )]
+    UnsupportedWitVersion { half: &'static str, found: String, supported: String },
     #[error("the {half} half imports `{import}`, which its world `{world}` does not offer")]
     ForbiddenImport { half: &'static str, world: &'static str, import: String },
+    #[error(
+        "the {half} half's core module asks for {bytes} bytes of initial linear memory; the runtime's cap is {cap} (link with -zstack-size=16384 --initial-memory=65536 --max-memory={cap}, as the reference apps do in guest-apps/apps/.cargo/config.toml)"
+    )]
+    InitialMemoryTooLarge { half: &'static str, bytes: u64, cap: u64 },
+    #[error("the {half} half defines {count} linear memories; the runtime gives a half at most {max}")]
+    TooManyMemories { half: &'static str, count: usize, max: usize },
+    #[error("the {half} half has a table of {elements} initial elements; the runtime's cap is {max}")]
+    TableTooLarge { half: &'static str, elements: u64, max: u64 },
+    #[error("the {half} half has a start function; the runtime runs a half only through its `enroll` export")]
+    StartFunction { half: &'static str },
     #[error("the {half} half is {len} bytes; a half may be at most 65535 bytes")]
     HalfTooLarge { half: &'static str, len: usize },
     #[error("invalid manifest: {0}")]

@@ -23,7 +23,24 @@
 //!
 //! [[networks]]
 //! Wifi = { ssid = "plant-3", passphrase = "…" }
+//!
+//! [[networks]]
+//! [networks.Thread]                     # the active operational dataset
+//! network_key = [0x5a, …]               # 16 bytes; byte strings are arrays of integers
+//! pan_id = 0x1234
+//! extended_pan_id = [0xde, 0xad, 0x00, 0xbe, 0xef, 0x00, 0xca, 0xfe]
+//! channel = 15
+//! mesh_local_prefix = [0xfd, 0x00, 0x0d, 0xb8, 0x00, 0x00, 0x00, 0x00]
+//! network_name = "plant-3"
+//! # pskc = [ … ]                        # optional, 16 bytes
 //! ```
+//!
+//! `Zigbee`, `Lorawan`, `Cellular` and `Ethernet` entries take the same
+//! shape (`Kind = { … }` or a `[networks.Kind]` table), with the fields and
+//! rules of [`NetworkCredentials`]; optional fields may be left out, and
+//! `Ethernet = {}` is untagged DHCP. Bluetooth LE devices join no network, so
+//! there is no BLE entry. A device is handed the first entry of its
+//! technology.
 //!
 //! Relative paths are taken relative to the configuration file.
 
@@ -82,6 +99,7 @@ pub struct GatewayConfig {
     /// SP identity → base URL of its device-report endpoint.
     #[serde(default)]
     pub sp_endpoints: HashMap<String, String>,
+    /// The networks devices are given (`[[networks]]`, see the module docs).
     #[serde(default)]
     pub networks: Vec<NetworkCredentials>,
     /// Most pushed updates applied in one transaction.

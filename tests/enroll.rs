@@ -80,7 +80,7 @@ async fn sealed_device_refuses_a_second_enrollment_unless_rebound_by_its_assista
     let (a, b) = Link::memory_pair();
     let app = label(&WIFI_METER, METER_ID);
     let (stranger, _) = tokio::join!(
-        other.assistant.enroll(a, &app, EnrollOptions { rebind: true }),
+        other.assistant.enroll(a, &app, EnrollOptions { rebind: true, ..Default::default() }),
         fx.device.serve(eui(METER_ID), b)
     );
     assert!(
@@ -90,7 +90,7 @@ async fn sealed_device_refuses_a_second_enrollment_unless_rebound_by_its_assista
     assert_eq!(fx.device.store().state(&eui(METER_ID))?, before, "refusal changes nothing");
 
     // The assistant it enrolled with can.
-    let (rebound, _) = enroll_in_process(&fx, &WIFI_METER, METER_ID, EnrollOptions { rebind: true }).await;
+    let (rebound, _) = enroll_in_process(&fx, &WIFI_METER, METER_ID, EnrollOptions { rebind: true, ..Default::default() }).await;
     let rebound = rebound?;
     assert!(rebound.rebind);
     assert!(rebound.generation > first.generation);

@@ -125,18 +125,32 @@ fn hostile_label(phone: &[u8], device: &[u8]) -> ScannedApp {
 
 /// The imports a hostile device half may use, in canonical-ABI core form.
 const DEVICE_IMPORTS: &str = r#"
-  (import "iot-enroll:enrollment/transport@0.1.0" "send" (func $send (param i32 i32 i32)))
-  (import "iot-enroll:enrollment/transport@0.1.0" "receive" (func $receive (param i32)))
-  (import "iot-enroll:enrollment/device@0.1.0" "device-id" (func $device_id (param i32)))
-  (import "iot-enroll:enrollment/device@0.1.0" "write-sp-bound-id" (func $write_sp (param i32 i32 i32)))
-  (import "iot-enroll:enrollment/device@0.1.0" "generate-key-pair" (func $keygen (param i32)))
-  (import "iot-enroll:enrollment/device@0.1.0" "seal" (func $seal (param i32)))
+  (import "iot-enroll:enrollment/transport@0.2.0" "send" (func $send (param i32 i32 i32)))
+  (import "iot-enroll:enrollment/transport@0.2.0" "receive" (func $receive (param i32)))
+  (import "iot-enroll:enrollment/device@0.2.0" "device-id" (func $device_id (param i32)))
+  (import "iot-enroll:enrollment/take@0.2.0" "next" (func $next (param i32)))
+  (import "iot-enroll:enrollment/take@0.2.0" "finish" (func $finish (param i32)))
 "#;
 
 const PHONE_IMPORTS: &str = r#"
-  (import "iot-enroll:enrollment/transport@0.1.0" "send" (func $send (param i32 i32 i32)))
-  (import "iot-enroll:enrollment/transport@0.1.0" "receive" (func $receive (param i32)))
+  (import "iot-enroll:enrollment/transport@0.2.0" "send" (func $send (param i32 i32 i32)))
+  (import "iot-enroll:enrollment/transport@0.2.0" "receive" (func $receive (param i32)))
 "#;
+
+/// Refusal codes as the canonical ABI lays them out (`types.refusal`).
+const OUT_OF_ORDER: i32 = 3;
+const TIMEOUT: i32 = 7;
+
+/// Receives until the link closes: an answer, a timeout or an item that is
+/// not for `receive` (out of order: it stays at the head) all go round again.
+fn receive_until_closed() -> String {
+    format!(
+        "(loop $l (call $receive (i32.const 0)) \
+           (br_if $l (i32.or (i32.eqz (i32.load8_u (i32.const 0))) \
+             (i32.or (i32.eq (i32.load8_u (i32.const 4)) (i32.const {TIMEOUT})) \
+                     (i32.eq (i32.load8_u (i32.const 4)) (i32.const {OUT_OF_ORDER}))))))) (i32.const 1)"
+    )
+}
 
 /// Memory, a bump `cabi_realloc`, and helpers shared by the hostile modules.
 /// Return areas: 0..16 for results; the heap starts at 4096.
@@ -163,9 +177,13 @@ fn phone_half(body: &str) -> Vec<u8> {
 }
 
 fn componentize(world: &str, wat: &str) -> Vec<u8> {
+    componentize_with(concat!(env!("CARGO_MANIFEST_DIR"), "/../wit"), world, wat)
+}
+
+fn componentize_with(wit_dir: &str, world: &str, wat: &str) -> Vec<u8> {
     let mut module = wat::parse_str(wat).unwrap_or_else(|e| panic!("bad test WAT: {e}\n{wat}"));
     let mut resolve = wit_parser::Resolve::default();
-    let (pkg, _) = resolve.push_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../wit")).unwrap();
+    let (pkg, _) = resolve.push_dir(wit_dir).unwrap();
     let world = resolve.select_world(&[pkg], Some(world)).unwrap();
     wit_component::embed_component_metadata(&mut module, &resolve, world, wit_component::StringEncoding::UTF8, false)
         .unwrap();
@@ -216,11 +234,10 @@ async fn device_half_that_sends_an_oversized_message() {
 
 #[tokio::test]
 async fn device_half_that_never_answers_times_out_the_phone_half() {
-    // The device half never sends its hello; it waits for messages until the
-    // link closes.
+    // The device half never takes an item or finishes; it waits for
+    // messages until the link closes.
     let fx = Fixture::new(Duration::from_secs(5), Duration::from_millis(300));
-    let body = "(loop $l (call $receive (i32.const 0)) (br_if $l (i32.or (i32.eqz (i32.load8_u (i32.const 0))) (i32.eq (i32.load8_u (i32.const 4)) (i32.const 1))))) (i32.const 1)";
-    let (assistant, device) = fx.enroll_expecting_failure(WIFI_METER.phone, &device_half(body)).await;
+    let (assistant, device) = fx.enroll_expecting_failure(WIFI_METER.phone, &device_half(&receive_until_closed())).await;
     assert!(
         matches!(&assistant, Err(EnrollError::PhoneHalf { error: HalfError::PeerSilent { waited_ms: 300, .. }, .. })),
         "{assistant:?}"
@@ -231,37 +248,36 @@ async fn device_half_that_never_answers_times_out_the_phone_half() {
 #[tokio::test]
 async fn phone_half_that_never_answers_times_out_the_device_half() {
     let fx = Fixture::new(Duration::from_secs(5), Duration::from_millis(300));
-    // Receives the hello, then waits for the device without ever sending,
-    // until the link closes.
-    let phone = phone_half("(loop $l (call $receive (i32.const 0)) (br_if $l (i32.or (i32.eqz (i32.load8_u (i32.const 0))) (i32.eq (i32.load8_u (i32.const 4)) (i32.const 1))))) (i32.const 1)");
+    // Offers nothing: waits for the device without ever sending, until the
+    // link closes.
+    let phone = phone_half(&receive_until_closed());
     let (_, device) = fx.enroll_expecting_failure(&phone, WIFI_METER.device).await;
     let device = device.unwrap_err();
     assert!(is_half(&device, |e| matches!(e, HalfError::PeerSilent { waited_ms: 300, .. })), "{device}");
 }
 
 #[tokio::test]
-async fn device_half_that_lies_about_its_public_key_is_not_committed() {
+async fn device_half_that_answers_with_its_own_bytes_instead_of_its_identity_is_not_committed() {
     let fx = Fixture::quick();
-    // Hello, then take every message until `S`, bind, generate a key, but send
-    // 32 zero bytes as the public key.
+    // Takes every item until the end (item discriminant 7), then sends 32
+    // bytes of its own where the host's identity item belongs, and finishes.
+    // The identity is the host's, never the half's: the phone half's
+    // `finish` finds a message, not the identity, and the enrollment stops.
     let body = r#"
-      (call $device_id (i32.const 0))
-      (call $send (i32.load (i32.const 0)) (i32.load (i32.const 4)) (i32.const 16))
       (block $done
         (loop $l
-          (call $receive (i32.const 0))
+          (call $next (i32.const 0))
           (br_if $done (i32.ne (i32.load8_u (i32.const 0)) (i32.const 0)))
-          (br_if $l (i32.ne (i32.load8_u (i32.load (i32.const 4))) (i32.const 83)))
-          (call $write_sp (i32.add (i32.load (i32.const 4)) (i32.const 1))
-                          (i32.sub (i32.load (i32.const 8)) (i32.const 1)) (i32.const 32))
-          (call $send (i32.load (i32.const 36)) (i32.load (i32.const 40)) (i32.const 16))
-          (call $keygen (i32.const 48))
+          (br_if $l (i32.ne (i32.load8_u (i32.const 4)) (i32.const 7)))
           (call $send (i32.const 1024) (i32.const 32) (i32.const 16))
-          (call $seal (i32.const 16))
+          (call $finish (i32.const 16))
           (return (i32.const 0))))
       (i32.const 1)"#;
     let (assistant, device) = fx.enroll_expecting_failure(WIFI_METER.phone, &device_half(body)).await;
-    assert!(matches!(assistant, Err(EnrollError::RelayMismatch { .. })), "{assistant:?}");
+    assert!(
+        matches!(&assistant, Err(EnrollError::PhoneHalf { refusal: Some(why), .. }) if why.contains("not its identity")),
+        "{assistant:?}"
+    );
     assert!(matches!(device, Err(DeviceFailure::Aborted(_))), "{device:?}");
 }
 
@@ -295,7 +311,8 @@ async fn half_that_imports_outside_its_world_is_refused_by_name() {
     let (_, device) = fx.enroll_expecting_failure(WIFI_METER.phone, WIFI_METER.phone).await;
     let device = device.unwrap_err();
     assert!(
-        is_half(&device, |e| matches!(e, HalfError::ForeignImport { name, .. } if name == "iot-enroll:enrollment/assistant@0.1.0")),
+        is_half(&device, |e| matches!(e, HalfError::ForeignImport { name, .. }
+            if name == "iot-enroll:enrollment/offer@0.2.0" || name == "iot-enroll:enrollment/assistant@0.2.0")),
         "{device}"
     );
     // A device half that asks for a file system.
@@ -406,4 +423,23 @@ async fn a_full_sandbox_pool_is_reported_as_exhausted() {
     let on_device = matches!(&device, Err(d) if is_half(d, exhausted));
     let on_phone = matches!(&assistant, Err(EnrollError::PhoneHalf { error, .. }) if exhausted(error));
     assert!(on_device || on_phone, "assistant: {assistant:?}\ndevice: {device:?}");
+}
+
+#[tokio::test]
+async fn a_half_built_for_wit_0_1_0_is_refused_with_the_supported_version() {
+    let fx = Fixture::quick();
+    let old = r#"(module
+      (import "iot-enroll:enrollment/transport@0.1.0" "send" (func $send (param i32 i32 i32)))
+      (memory (export "memory") 1)
+      (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32) (i32.const 4096))
+      (func (export "enroll") (result i32) (call $send (i32.const 0) (i32.const 0) (i32.const 0)) (i32.const 0)))"#;
+    let half = componentize_with(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/wit-0.1.0"), "device-half", old);
+    let (_, device) = fx.enroll_expecting_failure(WIFI_METER.phone, &half).await;
+    let device = device.unwrap_err();
+    assert!(
+        is_half(&device, |e| matches!(e, HalfError::UnsupportedWitVersion { found, supported, .. }
+            if found == "0.1.0" && supported == "0.2.0")),
+        "{device}"
+    );
+    assert!(device.to_string().contains("qr-packer build"), "{device}");
 }

@@ -283,6 +283,10 @@ impl offer::Host for PhoneHost {
                 let why = format!("finish: the device answered with {}, not its identity", other.describe());
                 return Ok(self.refuse(Refusal::OutOfOrder, why));
             }
+            Err(Refusal::OutOfOrder) => {
+                let why = "finish: the device half sent a transport message, not its identity".to_string();
+                return Ok(self.refuse(Refusal::OutOfOrder, why));
+            }
             Err(refusal) => return Ok(Err(refusal)),
         };
         let Ok(sp_bound_id) = sp_bound_id.parse::<SpBoundId>() else {

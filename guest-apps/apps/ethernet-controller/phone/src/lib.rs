@@ -1,56 +1,24 @@
-//! The phone half of the Ethernet building controller's enrollment (world
-//! `phone-half`).
+//! The phone half of the Ethernet building controller's enrollment (world `phone-half`).
 //!
-//! It waits for the controller's hello (its EUI-48), resolves the
-//! controller's service provider, then hands the controller, one tagged
-//! message each, the owner (`O`), the location (`L`) and the service provider
-//! (`S`). The controller is wired and is given no network credentials. It
-//! answers with its SP-bound identifier and its public key, which are relayed
-//! to the service provider.
-//!
-//! The guest only moves bytes between capabilities: the host parses and checks
-//! everything. It avoids `core::fmt` entirely (no formatting, no `unwrap`), as
-//! every byte counts towards the QR code the signed pair has to fit.
+//! Wired: no network credentials. Hands over owner and location, names the
+//! controller after the site signed into the label (if any), binds it.
 
 #![no_std]
 
-extern crate alloc;
-extern crate support;
-
-use alloc::vec::Vec;
-use iot_enroll::enrollment::assistant;
-use iot_enroll::enrollment::transport;
-
-wit_bindgen::generate!({
-    world: "phone-half",
-    path: "../../../../wit",
-    // Less code: there are no static constructors to run, and the bindings
-    // live in this crate, so their custom section needs no link helper.
-    disable_run_ctors_once_workaround: true,
-    disable_custom_section_link_helpers: true,
-});
+use enrollment_sdk::phone::{manifest, offer};
 
 struct EthernetControllerPhone;
 
-export!(EthernetControllerPhone);
-
-impl Guest for EthernetControllerPhone {
+impl enrollment_sdk::phone::Guest for EthernetControllerPhone {
     fn enroll() -> Result<(), ()> {
-        let id = transport::receive().map_err(drop)?;
-        let sp = assistant::resolve_sp(&id).map_err(drop)?;
-        send(b'O', &assistant::owner().map_err(drop)?)?;
-        send(b'L', &assistant::location().map_err(drop)?)?;
-        send(b'S', &sp)?;
-        let identity = transport::receive().map_err(drop)?;
-        let public_key = transport::receive().map_err(drop)?;
-        assistant::relay(&identity, &public_key).map_err(drop)
+        offer::owner().map_err(drop)?;
+        offer::location().map_err(drop)?;
+        if let Some(site) = manifest::param("site") {
+            offer::name(&site).map_err(drop)?;
+        }
+        offer::service_provider().map_err(drop)?;
+        offer::finish().map_err(drop)
     }
 }
 
-/// Sends `body` to the device, prefixed with the one-byte `tag`.
-fn send(tag: u8, body: &[u8]) -> Result<(), ()> {
-    let mut message = Vec::with_capacity(1 + body.len());
-    message.push(tag);
-    message.extend_from_slice(body);
-    transport::send(&message).map_err(drop)
-}
+enrollment_sdk::phone::export_phone_half!(EthernetControllerPhone);

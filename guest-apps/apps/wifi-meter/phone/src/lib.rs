@@ -1,56 +1,24 @@
 //! The phone half of the Wi-Fi smart meter's enrollment (world `phone-half`).
 //!
-//! It waits for the meter's hello (its EUI-48), resolves the meter's service
-//! provider, then hands the meter, one tagged message each, the Wi-Fi
-//! credentials (`N`), the owner (`O`), the location (`L`) and the service
-//! provider (`S`). The meter answers with its SP-bound identifier and its public
-//! key, which are relayed to the service provider.
-//!
-//! The guest only moves bytes between capabilities: the host parses and checks
-//! everything. It avoids `core::fmt` entirely (no formatting, no `unwrap`), as
-//! every byte counts towards the QR code the signed pair has to fit.
+//! Hands the meter its Wi-Fi credentials, owner and location, and the
+//! reporting interval if the manufacturer signed one into the label, then
+//! binds it to its service provider.
 
 #![no_std]
 
-extern crate alloc;
-extern crate support;
-
-use alloc::vec::Vec;
-use iot_enroll::enrollment::assistant;
-use iot_enroll::enrollment::transport;
-use iot_enroll::enrollment::types::AccessTechnology;
-
-wit_bindgen::generate!({
-    world: "phone-half",
-    path: "../../../../wit",
-    // Less code: there are no static constructors to run, and the bindings
-    // live in this crate, so their custom section needs no link helper.
-    disable_run_ctors_once_workaround: true,
-    disable_custom_section_link_helpers: true,
-});
+use enrollment_sdk::phone::{self, offer};
 
 struct WifiMeterPhone;
 
-export!(WifiMeterPhone);
-
-impl Guest for WifiMeterPhone {
+impl enrollment_sdk::phone::Guest for WifiMeterPhone {
     fn enroll() -> Result<(), ()> {
-        let id = transport::receive().map_err(drop)?;
-        let sp = assistant::resolve_sp(&id).map_err(drop)?;
-        send(b'N', &assistant::network_credentials(AccessTechnology::Wifi).map_err(drop)?)?;
-        send(b'O', &assistant::owner().map_err(drop)?)?;
-        send(b'L', &assistant::location().map_err(drop)?)?;
-        send(b'S', &sp)?;
-        let identity = transport::receive().map_err(drop)?;
-        let public_key = transport::receive().map_err(drop)?;
-        assistant::relay(&identity, &public_key).map_err(drop)
+        offer::network().map_err(drop)?;
+        offer::owner().map_err(drop)?;
+        offer::location().map_err(drop)?;
+        phone::forward_param("report-interval").map_err(drop)?;
+        offer::service_provider().map_err(drop)?;
+        offer::finish().map_err(drop)
     }
 }
 
-/// Sends `body` to the device, prefixed with the one-byte `tag`.
-fn send(tag: u8, body: &[u8]) -> Result<(), ()> {
-    let mut message = Vec::with_capacity(1 + body.len());
-    message.push(tag);
-    message.extend_from_slice(body);
-    transport::send(&message).map_err(drop)
-}
+enrollment_sdk::phone::export_phone_half!(WifiMeterPhone);

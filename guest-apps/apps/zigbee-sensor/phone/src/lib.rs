@@ -1,54 +1,19 @@
-//! The phone half of the Zigbee sensor's enrollment (world `phone-half`).
+//! The phone half of the Zigbee door sensor's enrollment (world `phone-half`).
 //!
-//! It waits for the sensor's hello (its EUI-64), resolves the sensor's service
-//! provider, then hands the sensor, one tagged message each, the credentials of
-//! the gateway's Zigbee network (`N`) and the service provider (`S`). The sensor
-//! has no Wi-Fi and is given no owner or location. It answers with its SP-bound
-//! identifier and its public key, which are relayed to the service provider.
-//!
-//! The guest only moves bytes between capabilities: the host parses and checks
-//! everything. It avoids `core::fmt` entirely (no formatting, no `unwrap`), as
-//! every byte counts towards the QR code the signed pair has to fit.
+//! The sensor needs only the Zigbee network and its service provider.
 
 #![no_std]
 
-extern crate alloc;
-extern crate support;
-
-use alloc::vec::Vec;
-use iot_enroll::enrollment::assistant;
-use iot_enroll::enrollment::transport;
-use iot_enroll::enrollment::types::AccessTechnology;
-
-wit_bindgen::generate!({
-    world: "phone-half",
-    path: "../../../../wit",
-    // Less code: there are no static constructors to run, and the bindings
-    // live in this crate, so their custom section needs no link helper.
-    disable_run_ctors_once_workaround: true,
-    disable_custom_section_link_helpers: true,
-});
+use enrollment_sdk::phone::offer;
 
 struct ZigbeeSensorPhone;
 
-export!(ZigbeeSensorPhone);
-
-impl Guest for ZigbeeSensorPhone {
+impl enrollment_sdk::phone::Guest for ZigbeeSensorPhone {
     fn enroll() -> Result<(), ()> {
-        let id = transport::receive().map_err(drop)?;
-        let sp = assistant::resolve_sp(&id).map_err(drop)?;
-        send(b'N', &assistant::network_credentials(AccessTechnology::Zigbee).map_err(drop)?)?;
-        send(b'S', &sp)?;
-        let identity = transport::receive().map_err(drop)?;
-        let public_key = transport::receive().map_err(drop)?;
-        assistant::relay(&identity, &public_key).map_err(drop)
+        offer::network().map_err(drop)?;
+        offer::service_provider().map_err(drop)?;
+        offer::finish().map_err(drop)
     }
 }
 
-/// Sends `body` to the device, prefixed with the one-byte `tag`.
-fn send(tag: u8, body: &[u8]) -> Result<(), ()> {
-    let mut message = Vec::with_capacity(1 + body.len());
-    message.push(tag);
-    message.extend_from_slice(body);
-    transport::send(&message).map_err(drop)
-}
+enrollment_sdk::phone::export_phone_half!(ZigbeeSensorPhone);

@@ -1,20 +1,14 @@
-//! The runtime pieces every `no_std` guest half needs and `std` would otherwise
-//! provide: a global allocator and a panic handler.
+//! What `std` would otherwise provide a `no_std` half: a global allocator and
+//! a panic handler, both as small as they can be.
 //!
-//! Both are as small as they can be, because every byte of code ends up in the
-//! signed pair that has to fit one QR code:
-//!
-//! - A half runs one enrollment and is then thrown away, so the allocator is a
-//!   bump allocator that never frees. It starts right after the stack and
+//! - A half runs one enrollment and is then thrown away, so the allocator is
+//!   a bump allocator that never frees. It starts right after the stack and
 //!   static data, grows linear memory as needed and returns null when
 //!   `memory.grow` fails (the module's maximum is 2 pages), so the allocation
-//!   error path traps; the host then fails the enrollment, and commits nothing.
-//! - A panic traps at once. The panic message is never looked at, so none of
+//!   error path traps; the host then fails the enrollment and commits
+//!   nothing.
+//! - A panic traps at once. The message is never looked at, so none of
 //!   `core::fmt` is linked in.
-//!
-//! A guest links this crate with `extern crate support;`.
-
-#![no_std]
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::arch::wasm32;
@@ -52,19 +46,16 @@ unsafe impl GlobalAlloc for Bump {
         }
     }
 
-    /// Never frees: a half allocates a few small buffers per message of a
-    /// fixed, short protocol. (Giving back the most recent allocation was tried:
-    /// it is inlined at every drop and costs more code than it could ever save.)
+    /// Never frees: a half allocates a few small buffers for one short
+    /// enrollment. (Giving back the most recent allocation was tried: it is
+    /// inlined at every drop and costs more code than it could ever save.)
     unsafe fn dealloc(&self, _: *mut u8, _: Layout) {}
-
-    // `realloc` is the default: allocate, copy the smaller of the two sizes,
-    // free the old block.
 }
 
 #[global_allocator]
 static ALLOCATOR: Bump = Bump;
 
 #[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! {
+fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
     wasm32::unreachable()
 }

@@ -1,0 +1,113 @@
+//! The guest SDK of enrollment applications: what a phone half or a device
+//! half needs, `no_std`, small by construction.
+//!
+//! - [`phone`] and [`device`]: the bindings of the two worlds of
+//!   `iot-enroll:enrollment@0.2.0`, generated once here, and the common
+//!   steps ([`phone::hand_over`], [`device::take_all`]).
+//! - A global allocator and a panic handler, so a half needs no `std`.
+//!
+//! A half is a `cdylib` that implements the world's `Guest` trait and
+//! exports it:
+//!
+//! ```ignore
+//! #![no_std]
+//! use enrollment_sdk::phone::{self, offer};
+//!
+//! struct Plug;
+//! impl phone::Guest for Plug {
+//!     fn enroll() -> Result<(), ()> {
+//!         phone::hand_over().map_err(drop)
+//!     }
+//! }
+//! enrollment_sdk::phone::export_phone_half!(Plug);
+//! ```
+//!
+//! Every byte of code ends up in the signed label, so nothing here formats
+//! text (`core::fmt` stays out), panics trap at once, and the allocator never
+//! frees (a half runs one enrollment and is thrown away).
+
+#![no_std]
+
+extern crate alloc;
+
+mod rt;
+
+/// The phone half's world, `phone-half`: `offer`, `assistant`, `transport`,
+/// `manifest`, `diagnostics`.
+pub mod phone {
+    wit_bindgen::generate!({
+        world: "phone-half",
+        path: "wit",
+        pub_export_macro: true,
+        export_macro_name: "export_phone_half",
+        default_bindings_module: "enrollment_sdk::phone",
+        // Less code: no static constructors to run.
+        disable_run_ctors_once_workaround: true,
+    });
+
+    pub use self::iot_enroll::enrollment::types::{AccessTechnology, Refusal};
+    pub use self::iot_enroll::enrollment::{assistant, diagnostics, manifest, offer, transport};
+
+    /// The common hand-over: network credentials (unless the device is BLE,
+    /// which its gateway reaches), owner, location and the service provider,
+    /// then `offer.finish`.
+    pub fn hand_over() -> Result<(), Refusal> {
+        if assistant::technology() != AccessTechnology::BluetoothLe {
+            offer::network()?;
+        }
+        offer::owner()?;
+        offer::location()?;
+        offer::service_provider()?;
+        offer::finish()
+    }
+
+    /// Offers a label parameter to the device as a configuration value, if
+    /// the manufacturer signed one under `name`.
+    pub fn forward_param(name: &str) -> Result<(), Refusal> {
+        match manifest::param(name) {
+            Some(value) => offer::parameter(name, &value),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The device half's world, `device-half`: `take`, `device`, `transport`,
+/// `manifest`, `diagnostics`.
+pub mod device {
+    wit_bindgen::generate!({
+        world: "device-half",
+        path: "wit",
+        pub_export_macro: true,
+        export_macro_name: "export_device_half",
+        default_bindings_module: "enrollment_sdk::device",
+        disable_run_ctors_once_workaround: true,
+    });
+
+    pub use self::iot_enroll::enrollment::take::Item;
+    pub use self::iot_enroll::enrollment::types::{AccessTechnology, Refusal};
+    pub use self::iot_enroll::enrollment::{device, diagnostics, manifest, take, transport};
+
+    /// Takes every item the phone half offers until its end, then finishes:
+    /// the host generates the key pair, writes the SP-bound identifier from
+    /// the service-provider item and asks for the device to be sealed.
+    /// Records, which only the app understands, are refused.
+    pub fn take_all() -> Result<(), Refusal> {
+        loop {
+            match take::next()? {
+                Item::End => return take::finish(),
+                Item::Record(_) => return Err(Refusal::NotApplicable),
+                _ => {}
+            }
+        }
+    }
+
+    /// Takes the next item and checks it is the one expected (by kind).
+    pub fn expect(expected: &Item) -> Result<Item, Refusal> {
+        let item = take::next()?;
+        if core::mem::discriminant(&item) == core::mem::discriminant(expected) {
+            Ok(item)
+        } else {
+            Err(Refusal::OutOfOrder)
+        }
+    }
+}

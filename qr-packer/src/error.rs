@@ -177,6 +177,10 @@ pub enum PackError {
     StartFunction { half: &'static str },
     #[error("the {half} half is {len} bytes; a half may be at most 65535 bytes")]
     HalfTooLarge { half: &'static str, len: usize },
+    #[error(
+        "the label needs QR version {version} at error correction {ec}, above the limit of version {max} (--max-version); the largest part after compression is the {part} ({bytes} bytes): shrink it first, or give --force to print it anyway"
+    )]
+    AboveMaxVersion { version: i16, max: i16, ec: String, part: &'static str, bytes: usize },
     #[error("invalid manifest: {0}")]
     Manifest(String),
     #[error("compression failed: {0}")]

@@ -53,5 +53,5 @@ pub use label::{Ec, Label, LabelError, render_png, render_svg, render_terminal, 
 #[cfg(feature = "photo")]
 pub use photo::read_label_image;
 pub use manifest::{Manifest, Target, TargetError};
-pub use payload::{BundleSizes, FORMAT_VERSION, PreparedApp, PreparedSizes, SignedPayload, VerifiedBundle};
+pub use payload::{BundleSizes, CompressedParts, FORMAT_VERSION, PreparedApp, PreparedSizes, SignedPayload, VerifiedBundle};
 pub use sign::{ManufacturerKey, TrustedKeys};

@@ -109,14 +109,33 @@ struct LabelArgs {
 }
 
 #[derive(Args)]
+struct FitArgs {
+    /// The largest QR version a label may need at the chosen --ec; a larger one is refused (naming the part to shrink) unless --force.
+    #[arg(long, default_value_t = qr_packer::report::DEFAULT_MAX_VERSION, value_parser = clap::value_parser!(i16).range(1..=40))]
+    max_version: i16,
+    /// Print a label above --max-version anyway.
+    #[arg(long)]
+    force: bool,
+}
+
+impl FitArgs {
+    fn max_version(&self) -> Option<i16> {
+        (!self.force).then_some(self.max_version)
+    }
+}
+
+#[derive(Args)]
 struct PackArgs {
     #[command(flatten)]
     halves: HalvesArgs,
     #[command(flatten)]
     manifest: ManifestArgs,
     /// The device id, canonical EUI text (AC-DE-48-00-00-80).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "unbound")]
     device_id: Option<String>,
+    /// Pack a label for no one device: any fresh device of its access technology that trusts the key accepts it.
+    #[arg(long)]
+    unbound: bool,
     /// A one-time secret for this device, hex.
     #[arg(long)]
     secret: Option<String>,
@@ -131,6 +150,8 @@ struct PackArgs {
     name: Option<String>,
     #[command(flatten)]
     label: LabelArgs,
+    #[command(flatten)]
+    fit: FitArgs,
     /// Print the size report as JSON.
     #[arg(long)]
     json: bool,
@@ -157,6 +178,8 @@ struct BatchArgs {
     svg: bool,
     #[command(flatten)]
     label: LabelArgs,
+    #[command(flatten)]
+    fit: FitArgs,
     /// Worker threads (default: one per core).
     #[arg(long)]
     jobs: Option<usize>,
@@ -347,8 +370,17 @@ fn pack(args: PackArgs) -> Result<ExitCode> {
     if manifest.capabilities.is_empty() {
         manifest.capabilities = app.capabilities();
     }
+    let (access, _) = manifest.validate()?;
+    match (&manifest.device_id, args.unbound) {
+        (None, false) => bail!(
+            "no --device-id: this label would be accepted by any fresh {access} device that trusts this key, not by one device; \
+             give --device-id, or --unbound to print such a label"
+        ),
+        (Some(id), true) => bail!("--unbound, but the manifest names device {id}"),
+        _ => {}
+    }
     let payload = app.seal(&manifest, &key)?;
-    let report = SizeReport::new(&app, &payload, naive, args.label.ec);
+    let report = SizeReport::new(&app, &payload, naive, args.label.ec)?;
     let text = payload.to_text();
     let Ok(label) = Label::new(&text, args.label.ec) else {
         bail!(
@@ -358,6 +390,9 @@ fn pack(args: PackArgs) -> Result<ExitCode> {
             report.advice()
         );
     };
+    if let Some(max) = args.fit.max_version() {
+        qr_packer::report::check_max_version(label.version(), max, args.label.ec, &report.parts)?;
+    }
     let name = args.name.clone().or_else(|| manifest.device_id.clone()).unwrap_or_else(|| manifest.app_id.clone());
     std::fs::create_dir_all(&args.out_dir).with_context(|| format!("creating {}", args.out_dir.display()))?;
     let base = args.out_dir.join(&name);
@@ -369,8 +404,8 @@ fn pack(args: PackArgs) -> Result<ExitCode> {
     } else {
         println!("packed {} for {} → {}.{{txt,png,svg}}", manifest.app_id, name, base.display());
         print!("{}", report.table());
-        if report.qr_version.is_some_and(|v| v > qr_packer::report::TARGET_VERSION) {
-            println!("note: above the target of version {} at M; {}", qr_packer::report::TARGET_VERSION, report.advice());
+        if label.version() > args.fit.max_version {
+            println!("note: above --max-version {}, printed because of --force; {}", args.fit.max_version, report.advice());
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -401,7 +436,8 @@ fn batch_cmd(args: BatchArgs) -> Result<ExitCode> {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let pool = rayon::ThreadPoolBuilder::new().num_threads(args.jobs.unwrap_or(0)).build()?;
-    let outputs = pool.install(|| batch::produce(&app, &template, &key, &rows, args.label.ec, images, &|| bar.inc(1)));
+    let fit = batch::Fit { ec: args.label.ec, max_version: args.fit.max_version() };
+    let outputs = pool.install(|| batch::produce(&app, &template, &key, &rows, fit, images, &|| bar.inc(1)));
     bar.finish_and_clear();
     let mut written = 0;
     for output in outputs {

@@ -43,6 +43,17 @@ pub struct PreparedSizes {
     pub compressed: usize,
 }
 
+/// What each part of the halves adds to the compressed halves, in bytes, in
+/// packing order: the phone half compressed alone, then what the device half
+/// adds, then what the operational application adds (the 4-byte trailer is
+/// counted with the last part). They sum to [`PreparedSizes::compressed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct CompressedParts {
+    pub phone: usize,
+    pub device: usize,
+    pub operational: Option<usize>,
+}
+
 /// The stripped, checked and compressed halves of one product, compressed
 /// once and sealed for every device.
 #[derive(Debug, Clone)]
@@ -51,6 +62,8 @@ pub struct PreparedApp {
     dictionary: Dictionary,
     compressed: Vec<u8>,
     sizes: PreparedSizes,
+    /// Computed on first use (two more compressions), for size reports.
+    parts: std::sync::OnceLock<CompressedParts>,
 }
 
 impl PreparedApp {
@@ -83,7 +96,7 @@ impl PreparedApp {
             halves: cbor.len(),
             compressed: compressed.len(),
         };
-        Ok(Self { halves: stripped, dictionary: dictionary.clone(), compressed, sizes })
+        Ok(Self { halves: stripped, dictionary: dictionary.clone(), compressed, sizes, parts: Default::default() })
     }
 
     /// The halves exactly as given, compressed, with NONE of the checks of
@@ -104,7 +117,7 @@ impl PreparedApp {
             halves: cbor.len(),
             compressed: compressed.len(),
         };
-        Ok(Self { halves, dictionary: dictionary.clone(), compressed, sizes })
+        Ok(Self { halves, dictionary: dictionary.clone(), compressed, sizes, parts: Default::default() })
     }
 
     /// One device's payload: the manifest, encoded and signed with the
@@ -144,6 +157,25 @@ impl PreparedApp {
 
     pub fn sizes(&self) -> PreparedSizes {
         self.sizes
+    }
+
+    /// What the phone half, the device half and the operational application
+    /// each add to the compressed halves (see [`CompressedParts`]).
+    pub fn compressed_parts(&self) -> Result<CompressedParts, PackError> {
+        if let Some(parts) = self.parts.get() {
+            return Ok(*parts);
+        }
+        let total = self.compressed.len();
+        let phone = dictionary::compress(&self.halves.phone, &self.dictionary)?.len().min(total);
+        let parts = match self.halves.operational {
+            None => CompressedParts { phone, device: total - phone, operational: None },
+            Some(_) => {
+                let pair = [&self.halves.phone[..], &self.halves.device].concat();
+                let both = dictionary::compress(&pair, &self.dictionary)?.len().clamp(phone, total);
+                CompressedParts { phone, device: both - phone, operational: Some(total - both) }
+            }
+        };
+        Ok(*self.parts.get_or_init(|| parts))
     }
 }
 

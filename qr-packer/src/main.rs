@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
+use sha2::Digest;
 use clap::{Args, Parser, Subcommand};
 use qr_packer::batch::{self, Images};
 use qr_packer::report::{SizeReport, naive_size};
@@ -35,7 +36,7 @@ enum Command {
     Verify(VerifyArgs),
     /// Render payload text as a PNG, SVG or terminal QR code.
     Render(RenderArgs),
-    /// Retrain the compression dictionary from the reference guest apps.
+    /// Train a manufacturer dictionary from a family's component pairs (or retrain the shipped one, --reference).
     TrainDict(TrainDictArgs),
 }
 
@@ -69,9 +70,12 @@ struct HalvesArgs {
     /// An operational application or configuration to install after enrollment.
     #[arg(long)]
     operational: Option<PathBuf>,
-    /// Dictionary id to compress with (0: none).
-    #[arg(long, default_value_t = dictionary::CURRENT_ID)]
-    dictionary: u32,
+    /// A manufacturer dictionary file to compress with (from `train-dict --samples`); needs --dictionary-id 128..255, and readers need it listed in the signing key's public key file.
+    #[arg(long, requires = "dictionary_id")]
+    dictionary: Option<PathBuf>,
+    /// The dictionary's id: with --dictionary, the manufacturer's own (128 to 255); without, a shipped one (0: none) [default: 1].
+    #[arg(long)]
+    dictionary_id: Option<u32>,
 }
 
 #[derive(Args)]
@@ -187,10 +191,10 @@ struct BatchArgs {
 
 #[derive(Args)]
 struct TrustArgs {
-    /// A trusted manufacturer public key file (repeatable).
+    /// A trusted manufacturer public key file, with the dictionaries it lists (repeatable).
     #[arg(long = "trusted")]
     trusted: Vec<PathBuf>,
-    /// A directory of trusted public key files (*.json).
+    /// A directory of trusted public key files (*.json), with the dictionaries they list.
     #[arg(long)]
     trusted_dir: Option<PathBuf>,
 }
@@ -233,12 +237,22 @@ struct RenderArgs {
 }
 
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["samples", "reference"])))]
 struct TrainDictArgs {
-    /// Where to write the dictionary.
-    #[arg(long, default_value = "qr-packer/dictionaries/enroll-v1.zdict")]
-    out: PathBuf,
-    /// Leave this reference app out of the training set.
+    /// A directory of a family's component pairs, NAME-phone.wasm + NAME-device.wasm (other files are skipped).
     #[arg(long)]
+    samples: Option<PathBuf>,
+    /// Retrain the shipped dictionary from the reference guest apps instead.
+    #[arg(long)]
+    reference: bool,
+    /// Where to write the dictionary [with --reference, default: qr-packer/dictionaries/enroll-v1.zdict].
+    #[arg(long, required_unless_present = "reference")]
+    out: Option<PathBuf>,
+    /// The id labels will name the dictionary by: 128 to 255, the signer's own.
+    #[arg(long, default_value_t = 128, conflicts_with = "reference")]
+    id: u32,
+    /// With --reference: leave this reference app out of the training set.
+    #[arg(long, requires = "reference")]
     leave_out: Option<String>,
 }
 
@@ -351,8 +365,16 @@ fn load_manifest(args: &ManifestArgs, defaults: Option<Manifest>) -> Result<Mani
 fn prepare(args: &HalvesArgs) -> Result<(PreparedApp, Option<Manifest>, usize)> {
     let (halves, defaults) = load_halves(args)?;
     let naive = naive_size(&halves.phone, &halves.device);
-    let dictionary = Dictionary::by_id(args.dictionary)
-        .with_context(|| format!("no shipped dictionary has id {}", args.dictionary))?;
+    let dictionary = match (&args.dictionary, args.dictionary_id.unwrap_or(dictionary::CURRENT_ID)) {
+        (Some(path), id) => {
+            let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+            Dictionary::manufacturer(id, &name, read(path)?)?
+        }
+        (None, id) if dictionary::MANUFACTURER_IDS.contains(&id) => {
+            bail!("dictionary {id} is a manufacturer's own: give its file with --dictionary FILE")
+        }
+        (None, id) => Dictionary::by_id(id).with_context(|| format!("no shipped dictionary has id {id}"))?,
+    };
     let app = PreparedApp::prepare(halves, &dictionary).context("refusing to pack these halves")?;
     Ok((app, defaults, naive))
 }
@@ -403,6 +425,15 @@ fn pack(args: PackArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!("packed {} for {} → {}.{{txt,png,svg}}", manifest.app_id, name, base.display());
+        let dict = app.dictionary();
+        if dictionary::MANUFACTURER_IDS.contains(&dict.id()) {
+            println!(
+                "dictionary {} ({}): readers need it listed in the \"dictionaries\" of key {:?}'s public key file",
+                dict.id(),
+                dict.name(),
+                key.kid()
+            );
+        }
         print!("{}", report.table());
         if label.version() > args.fit.max_version {
             println!("note: above --max-version {}, printed because of --force; {}", args.fit.max_version, report.advice());
@@ -481,9 +512,7 @@ fn input_text(input: &str) -> Result<String> {
 fn trusted(args: &TrustArgs) -> Result<TrustedKeys> {
     let mut keys = TrustedKeys::from_files(&args.trusted)?;
     if let Some(dir) = &args.trusted_dir {
-        for (kid, key) in TrustedKeys::from_dir(dir)?.iter() {
-            keys.add(kid, *key)?;
-        }
+        keys.extend(TrustedKeys::from_dir(dir)?)?;
     }
     Ok(keys)
 }
@@ -508,7 +537,8 @@ fn inspect(args: InspectArgs) -> Result<ExitCode> {
     } else {
         let m = &bundle.manifest;
         println!("signer:        {} ({})", bundle.signer, if checked { "signature verified" } else { "signature NOT checked: no trusted keys given" });
-        println!("format:        version {}, dictionary {}", m.format_version, bundle.dictionary);
+        let whose = if dictionary::MANUFACTURER_IDS.contains(&bundle.dictionary) { " (the signer's own)" } else { "" };
+        println!("format:        version {}, dictionary {}{whose}", m.format_version, bundle.dictionary);
         println!("app:           {} {} ({} / {})", m.app_id, m.app_version, m.manufacturer, m.product);
         println!("access:        {}", m.access);
         println!("device id:     {}", m.device_id.as_deref().unwrap_or("(any)"));
@@ -569,14 +599,53 @@ fn render(args: RenderArgs) -> Result<ExitCode> {
 }
 
 fn train_dict(args: TrainDictArgs) -> Result<ExitCode> {
+    let Some(dir) = &args.samples else { return train_reference(&args) };
+    let out = args.out.as_deref().context("give --out FILE")?;
+    // Refuse a shipped id before any work.
+    Dictionary::manufacturer(args.id, "", Vec::new())?;
+    let read = qr_packer::train::samples_from_dir(dir)?;
+    for (file, why) in &read.skipped {
+        println!("skipped {file}: {why}");
+    }
+    let dict = qr_packer::train::train(&read.samples);
+    let measured = qr_packer::train::leave_one_out(&read.samples)?;
+    write(out, &dict)?;
+    println!(
+        "dictionary {}: {} bytes, raw content of {} stripped pairs → {}",
+        args.id,
+        dict.len(),
+        read.samples.len(),
+        out.display()
+    );
+    println!("  {:<32} {:>15} {:>14} {:>14}", "sample", "stripped halves", "no dictionary", "leave-one-out");
+    for m in &measured {
+        println!("  {:<32} {:>15} {:>14} {:>14}", m.name, m.halves, m.no_dictionary, m.leave_one_out);
+    }
+    println!("leave-one-out: each sample compressed with a dictionary trained on the other samples only");
+    if read.samples.len() == 1 {
+        println!("note: one sample: its leave-one-out dictionary is empty; add more of the family");
+    }
+    let file = out.file_name().map_or_else(|| out.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let entry = qr_packer::DictionaryFile { id: args.id, file, sha256: hex::encode(sha2::Sha256::digest(&dict)) };
+    println!(
+        "readers: put the file next to the signing key's public key file and list it there: \"dictionaries\": [{}]",
+        serde_json::to_string(&entry)?
+    );
+    println!("pack with: qr-packer pack --dictionary {} --dictionary-id {} ...", out.display(), args.id);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `train-dict --reference`: the shipped dictionary from the reference apps.
+fn train_reference(args: &TrainDictArgs) -> Result<ExitCode> {
     if let Some(name) = &args.leave_out
         && !enrollment_apps::ALL.iter().any(|a| a.name == name)
     {
         bail!("no reference app {name:?}");
     }
+    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("qr-packer/dictionaries/enroll-v1.zdict"));
     let dict = dictionary::train_reference(args.leave_out.as_deref())?;
-    write(&args.out, &dict)?;
-    println!("{} bytes (raw content of the stripped reference halves) → {}", dict.len(), args.out.display());
+    write(&out, &dict)?;
+    println!("{} bytes (raw content of the stripped reference halves) → {}", dict.len(), out.display());
     if args.leave_out.is_none() {
         println!("note: a shipped dictionary must never change once labels name it; add a new id for new content");
     }

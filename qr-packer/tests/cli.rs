@@ -268,3 +268,83 @@ fn a_label_above_max_version_is_refused_with_the_part_to_shrink_unless_forced() 
     ok(&[&batch[..], &["--force"]].concat());
     assert!(batch_dir.join("AC-DE-48-00-00-80.txt").exists());
 }
+
+#[test]
+fn train_dict_from_a_family_then_pack_and_verify_with_the_signers_dictionary() {
+    let dir = tempfile::tempdir().unwrap();
+    let family = dir.path().join("family");
+    std::fs::create_dir(&family).unwrap();
+    for app in enrollment_apps::ALL {
+        std::fs::write(family.join(format!("{}-phone.wasm", app.name)), app.phone).unwrap();
+        std::fs::write(family.join(format!("{}-device.wasm", app.name)), app.device).unwrap();
+        std::fs::write(family.join(format!("{}-device.core.wasm", app.name)), app.device_core).unwrap();
+    }
+    let (key, public) = keygen(dir.path(), "acme-1");
+    let zdict = dir.path().join("acme-family.zdict");
+    let out = ok(&["train-dict", "--samples", s(&family), "--out", s(&zdict), "--id", "130"]);
+    let samples = qr_packer::train::samples_from_dir(&family).unwrap().samples;
+    let dict = std::fs::read(&zdict).unwrap();
+    assert_eq!(dict, qr_packer::train::train(&samples));
+    assert!(out.contains(&format!("dictionary 130: {} bytes, raw content of 4 stripped pairs → {}\n", dict.len(), s(&zdict))), "{out}");
+    for m in qr_packer::train::leave_one_out(&samples).unwrap() {
+        let line = format!("  {:<32} {:>15} {:>14} {:>14}\n", m.name, m.halves, m.no_dictionary, m.leave_one_out);
+        assert!(out.contains(&line), "{line:?} in {out}");
+    }
+    assert!(out.contains("skipped wifi-meter-device.core.wasm: not a component"), "{out}");
+    // The key file entry train-dict prints, added to the public key file.
+    let entry = out.lines().find_map(|l| l.split_once("\"dictionaries\": ")).map(|(_, e)| e.to_owned()).expect("an entry");
+    let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&public).unwrap()).unwrap();
+    let plain_public = dir.path().join("plain.pub.json");
+    std::fs::write(&plain_public, json.to_string()).unwrap();
+    json["dictionaries"] = serde_json::from_str(&entry).unwrap();
+    std::fs::write(&public, json.to_string()).unwrap();
+
+    let labels = dir.path().join("labels");
+    let pack = ["pack", "--app", "wifi-meter", "--key", &key, "--out-dir", s(&labels), "--device-id", "AC-DE-48-00-00-80"];
+    let packed = ok(&[&pack[..], &["--dictionary", s(&zdict), "--dictionary-id", "130"]].concat());
+    assert!(packed.contains("dictionary 130 (acme-family.zdict): readers need it listed"), "{packed}");
+    let txt = labels.join("AC-DE-48-00-00-80.txt");
+    ok(&["verify", s(&txt), "--trusted", &public]);
+    assert!(ok(&["inspect", s(&txt), "--trusted", &public]).contains("dictionary 130 (the signer's own)"));
+    let bundle = SignedPayload::from_text(&std::fs::read_to_string(&txt).unwrap())
+        .unwrap()
+        .verify(&TrustedKeys::from_files(&[&public]).unwrap())
+        .unwrap();
+    assert_eq!(bundle.dictionary, 130);
+    // Through --trusted-dir too.
+    let trusted_dir = dir.path().join("trusted");
+    std::fs::create_dir(&trusted_dir).unwrap();
+    std::fs::copy(&public, trusted_dir.join("acme-1.pub.json")).unwrap();
+    std::fs::copy(&zdict, trusted_dir.join("acme-family.zdict")).unwrap();
+    ok(&["verify", s(&txt), "--trusted-dir", s(&trusted_dir)]);
+
+    // A reader whose key file does not list it.
+    let expected = "error: the bundle was compressed with dictionary 130, one of signer \"acme-1\"'s own, which this reader does not have: \
+                    it comes with that signer's trusted public key file (\"dictionaries\")\n";
+    assert_eq!(fails(&["verify", s(&txt), "--trusted", s(&plain_public)]), (Some(17), expected.to_owned()));
+    // A changed dictionary file is refused when the keys are read.
+    std::fs::write(&zdict, b"other bytes").unwrap();
+    let (code, stderr) = fails(&["verify", s(&txt), "--trusted", &public]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("acme-family.zdict") && stderr.contains("the key file pins"), "{stderr}");
+
+    let shipped_id = fails(&[&pack[..], &["--dictionary", s(&zdict), "--dictionary-id", "5"]].concat());
+    let expected = "error: dictionary id 5 is not a manufacturer dictionary id: those are 128 to 255 (0 is no dictionary, 1 to 127 are shipped with qr-packer)\n";
+    assert_eq!(shipped_id, (Some(2), expected.to_owned()));
+    let no_file = fails(&[&pack[..], &["--dictionary-id", "130"]].concat());
+    assert_eq!(no_file, (Some(2), "error: dictionary 130 is a manufacturer's own: give its file with --dictionary FILE\n".to_owned()));
+}
+
+#[test]
+fn train_dict_needs_samples_or_reference_and_reference_retrains_the_shipped_dictionary() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stderr) = fails(&["train-dict", "--out", s(&dir.path().join("x.zdict"))]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("--samples <SAMPLES>|--reference"), "{stderr}");
+    let out = dir.path().join("enroll.zdict");
+    ok(&["train-dict", "--reference", "--out", s(&out)]);
+    assert_eq!(std::fs::read(&out).unwrap(), qr_packer::Dictionary::current().bytes());
+    let (code, stderr) = fails(&["train-dict", "--samples", s(dir.path()), "--out", s(&out), "--id", "1"]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("dictionary id 1 is not a manufacturer dictionary id"), "{stderr}");
+}

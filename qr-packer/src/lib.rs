@@ -4,7 +4,7 @@
 //! | step | module |
 //! | --- | --- |
 //! | remove what the runtime does not need from a component | [`strip`] |
-//! | check each half against its world of `wit/enrollment.wit` | [`check`] |
+//! | check each half against its world of `wit/enrollment.wit` and the runtime's sandbox limits | [`check`] |
 //! | what the payload says about the app and the device | [`manifest`] |
 //! | the signed bundle and the halves in it | [`bundle`] |
 //! | zstd dictionaries (shipped, and the signer's own); compression with a cap | [`dictionary`] |

@@ -16,7 +16,7 @@
 
 use std::time::Instant;
 
-use qr_packer::batch::{self, DeviceRow, Images};
+use qr_packer::batch::{self, DeviceRow, Fit, Images};
 use qr_packer::dictionary::{self, Dictionary};
 use qr_packer::report::{SizeReport, naive_size};
 use qr_packer::{Ec, Halves, ManufacturerKey, PreparedApp};
@@ -38,7 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let payload = prepared.seal(&manifest, &key)?;
             let check = payload.verify_traced(&key.trusted(), std::slice::from_ref(dict), &mut |_| {})?;
             assert_eq!(check.halves, *prepared.halves());
-            row.push(SizeReport::new(&prepared, &payload, naive, Ec::M));
+            row.push(SizeReport::new(&prepared, &payload, naive, Ec::M)?);
         }
         let (l, s) = (&row[0], &row[1]);
         let v = |r: &SizeReport| r.qr_version.map_or("> 40".into(), |v| v.to_string());
@@ -70,15 +70,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!();
     println!("| batch ({threads} threads, wifi-meter, shipped dictionary) | devices | seconds | per second |");
     println!("| --- | ---: | ---: | ---: |");
+    let fit = Fit { ec: Ec::M, max_version: None };
     for (what, n, images) in [
         ("signed payload texts, no images", 50_000, None),
         ("payload + PNG label (scale 4)", 3_000, Some(Images { ec: Ec::M, scale: 4, svg: false })),
     ] {
         let rows = rows(n);
         // Warm-up.
-        pool.install(|| batch::produce(&prepared, &template, &key, &rows[..n / 10], Ec::M, images, &|| {}));
+        pool.install(|| batch::produce(&prepared, &template, &key, &rows[..n / 10], fit, images, &|| {}));
         let start = Instant::now();
-        let out = pool.install(|| batch::produce(&prepared, &template, &key, &rows, Ec::M, images, &|| {}));
+        let out = pool.install(|| batch::produce(&prepared, &template, &key, &rows, fit, images, &|| {}));
         let secs = start.elapsed().as_secs_f64();
         assert!(out.iter().all(Result::is_ok));
         println!("| {what} | {n} | {secs:.3} | {:.0} |", n as f64 / secs);

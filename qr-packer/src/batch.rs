@@ -13,6 +13,7 @@ use rayon::prelude::*;
 use crate::label::{Ec, Label, version_for};
 use crate::manifest::Manifest;
 use crate::payload::PreparedApp;
+use crate::report::{Parts, check_max_version};
 use crate::sign::ManufacturerKey;
 
 /// One device of the CSV.
@@ -103,21 +104,31 @@ pub struct Images {
     pub svg: bool,
 }
 
+/// The QR code every payload of a batch must fit.
+#[derive(Debug, Clone, Copy)]
+pub struct Fit {
+    /// The error-correction level.
+    pub ec: Ec,
+    /// The largest QR version a row may need (`None`: up to 40, `--force`).
+    pub max_version: Option<i16>,
+}
+
 /// Seals one payload per row, in parallel on rayon's pool; `done` is
 /// called after each row (for a progress bar). The output keeps the rows'
-/// order.
+/// order. A row whose label needs a QR version above `fit.max_version` is a
+/// row error naming the part to shrink.
 pub fn produce(
     app: &PreparedApp,
     template: &Manifest,
     key: &ManufacturerKey,
     rows: &[DeviceRow],
-    ec: Ec,
+    fit: Fit,
     images: Option<Images>,
     done: &(dyn Fn() + Sync),
 ) -> Vec<Result<DeviceOutput, RowError>> {
     rows.par_iter()
         .map(|row| {
-            let result = one(app, template, key, row, ec, images);
+            let result = one(app, template, key, row, fit, images);
             done();
             result
         })
@@ -129,7 +140,7 @@ fn one(
     template: &Manifest,
     key: &ManufacturerKey,
     row: &DeviceRow,
-    ec: Ec,
+    Fit { ec, max_version }: Fit,
     images: Option<Images>,
 ) -> Result<DeviceOutput, RowError> {
     let err = |reason: String| RowError { line: row.line, reason };
@@ -141,8 +152,15 @@ fn one(
     manifest.params.extend(row.params.iter().map(|(k, v)| (k.clone(), v.clone())));
     let payload = app.seal(&manifest, key).map_err(|e| err(e.to_string()))?;
     let text = payload.to_text();
+    let version = version_for(&text, ec).map_err(|e| err(e.to_string()))?;
+    if let Some(max) = max_version
+        && version > max
+    {
+        let parts = Parts::of(app, &payload).map_err(|e| err(e.to_string()))?;
+        check_max_version(version, max, ec, &parts).map_err(|e| err(e.to_string()))?;
+    }
     let (qr_version, png, svg) = match images {
-        None => (version_for(&text, ec).map_err(|e| err(e.to_string()))?, None, None),
+        None => (version, None, None),
         Some(images) => {
             let label = Label::new(&text, ec).map_err(|e| err(e.to_string()))?;
             let png = label.png(images.scale).map_err(|e| err(e.to_string()))?;

@@ -14,9 +14,17 @@
 //! match verbatim. The figures are in `BENCHMARKS.md` (leave-one-out: a
 //! dictionary is never measured on an app it was trained on).
 //!
-//! A payload names its dictionary by a one-byte id; readers must have the same
-//! bytes, so a shipped dictionary is never changed, only added. Id 0 means
-//! no dictionary.
+//! A payload names its dictionary by an id of 0 to 255; readers must have the
+//! same bytes, so a dictionary is never changed once labels name it, only
+//! added. Id 0 means no dictionary; ids 1 to 127 ([`SHIPPED_IDS`]) are the
+//! product's, shipped in this crate; ids 128 to 255 ([`MANUFACTURER_IDS`])
+//! are the signer's own, trained on a manufacturer's family
+//! (`qr-packer train-dict --samples`) and resolved among the dictionaries
+//! attached to the trusted key that signed the payload
+//! ([`crate::TrustedKeys::add_dictionary`]): two manufacturers' id 128 never
+//! clash.
+
+use std::ops::RangeInclusive;
 
 use crate::error::{PackError, PayloadError};
 
@@ -44,6 +52,21 @@ pub const CURRENT_ID: u32 = 1;
 /// The id meaning "no dictionary".
 pub const NONE_ID: u32 = 0;
 
+/// The ids of dictionaries shipped with the product (this crate), the same
+/// for every signer.
+pub const SHIPPED_IDS: RangeInclusive<u32> = 1..=127;
+
+/// The ids of a signer's own dictionaries, resolved among those attached to
+/// the signer's trusted key.
+pub const MANUFACTURER_IDS: RangeInclusive<u32> = 128..=255;
+
+/// An id outside [`MANUFACTURER_IDS`] given for a manufacturer dictionary.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "dictionary id {0} is not a manufacturer dictionary id: those are 128 to 255 (0 is no dictionary, 1 to 127 are shipped with qr-packer)"
+)]
+pub struct NotAManufacturerId(pub u32);
+
 impl Dictionary {
     /// The dictionary new payloads use.
     pub fn current() -> Self {
@@ -67,10 +90,18 @@ impl Dictionary {
     }
 
     /// A dictionary that is not shipped (a freshly trained one, or a
-    /// leave-one-out one for measurements). Payloads packed with it can only
-    /// be read by a reader given the same dictionary.
+    /// leave-one-out one for measurements), with any id. Payloads packed with
+    /// it can only be read by a reader given the same dictionary.
     pub fn custom(id: u32, name: &str, bytes: Vec<u8>) -> Self {
         Self { id, name: name.into(), bytes: std::borrow::Cow::Owned(bytes) }
+    }
+
+    /// A manufacturer's own dictionary: an id in [`MANUFACTURER_IDS`].
+    pub fn manufacturer(id: u32, name: &str, bytes: Vec<u8>) -> Result<Self, NotAManufacturerId> {
+        if !MANUFACTURER_IDS.contains(&id) {
+            return Err(NotAManufacturerId(id));
+        }
+        Ok(Self::custom(id, name, bytes))
     }
 
     pub fn id(&self) -> u32 {
@@ -245,15 +276,26 @@ mod tests {
 
     #[test]
     fn the_shipped_dictionary_is_what_train_dict_makes_from_the_reference_apps() {
-        // Fails when the apps change and `qr-packer train-dict` was not rerun
+        // Fails when the apps change and `qr-packer train-dict --reference` was not rerun
         // (and then a new id must be added: old labels name the old bytes).
-        assert_eq!(Dictionary::current().bytes(), train_reference(None).unwrap(), "run `qr-packer train-dict`");
+        assert_eq!(Dictionary::current().bytes(), train_reference(None).unwrap(), "run `qr-packer train-dict --reference`");
+    }
+
+    #[test]
+    fn manufacturer_dictionaries_take_only_their_ids() {
+        assert_eq!(Dictionary::manufacturer(128, "f", vec![1]).unwrap().id(), 128);
+        assert!(Dictionary::manufacturer(255, "f", vec![1]).is_ok());
+        for id in [0, 1, 127, 256] {
+            assert_eq!(Dictionary::manufacturer(id, "f", vec![1]), Err(NotAManufacturerId(id)));
+        }
+        assert!(Dictionary::by_id(128).is_none(), "not shipped");
     }
 
     #[test]
     fn shipped_dictionaries_have_distinct_ids() {
         let ids: Vec<u32> = shipped().iter().map(Dictionary::id).collect();
         assert!(ids.contains(&CURRENT_ID) && !ids.contains(&NONE_ID));
+        assert!(ids.iter().all(|id| SHIPPED_IDS.contains(id)), "{ids:?}");
         let mut unique = ids.clone();
         unique.dedup();
         assert_eq!(unique, ids);

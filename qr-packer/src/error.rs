@@ -90,8 +90,8 @@ pub enum PayloadError {
     BadSignature { kid: String },
     #[error("bundle format version {found} is not supported (this reader knows version {supported})")]
     UnsupportedVersion { found: u64, supported: u16 },
-    #[error("the bundle was compressed with dictionary {id}, which this reader does not have")]
-    UnknownDictionary { id: u64 },
+    #[error("{}", unknown_dictionary(*.id, .signer))]
+    UnknownDictionary { id: u64, signer: String },
     #[error("the compressed halves are not a valid zstd frame for their dictionary: {0}")]
     BadZstd(String),
     #[error("the halves decompress to more than {max} bytes: refused (a decompression bomb, or not for this reader)")]
@@ -104,6 +104,21 @@ pub enum PayloadError {
     BadImage(String),
     #[error("a QR code was found in the image but could not be read: {0}")]
     UnreadableQrCode(String),
+}
+
+/// The text of [`PayloadError::UnknownDictionary`]: a manufacturer id is the
+/// signer's, so the signer's key file is where the dictionary comes from.
+fn unknown_dictionary(id: u64, signer: &str) -> String {
+    let what = format!("the bundle was compressed with dictionary {id}");
+    match u32::try_from(id) {
+        Ok(id) if crate::dictionary::MANUFACTURER_IDS.contains(&id) => format!(
+            "{what}, one of signer {signer:?}'s own, which this reader does not have: it comes with that signer's trusted public key file (\"dictionaries\")"
+        ),
+        Ok(id) if crate::dictionary::SHIPPED_IDS.contains(&id) => {
+            format!("{what}, which this reader does not have (signed by {signer:?}; a newer qr-packer may ship it)")
+        }
+        _ => format!("{what}, which no reader has: ids are 0 to 255 (signed by {signer:?})"),
+    }
 }
 
 impl PayloadError {
@@ -177,8 +192,14 @@ pub enum PackError {
     StartFunction { half: &'static str },
     #[error("the {half} half is {len} bytes; a half may be at most 65535 bytes")]
     HalfTooLarge { half: &'static str, len: usize },
+    #[error(
+        "the label needs QR version {version} at error correction {ec}, above the limit of version {max} (--max-version); the largest part after compression is the {part} ({bytes} bytes): shrink it first, or give --force to print it anyway"
+    )]
+    AboveMaxVersion { version: i16, max: i16, ec: String, part: &'static str, bytes: usize },
     #[error("invalid manifest: {0}")]
     Manifest(String),
+    #[error("dictionary id {id} cannot be named by a label: ids are 0 to 255")]
+    DictionaryId { id: u32 },
     #[error("compression failed: {0}")]
     Compress(String),
     #[error("signing failed: {0}")]
@@ -196,4 +217,8 @@ pub enum KeyError {
     BadKeyId(String),
     #[error("two trusted keys have the same key id {0:?}")]
     DuplicateKeyId(String),
+    #[error("no trusted key has key id {0:?}, to attach a dictionary to")]
+    NoSuchKey(String),
+    #[error("a dictionary of key {kid:?}: {reason}")]
+    Dictionary { kid: String, reason: String },
 }

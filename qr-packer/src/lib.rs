@@ -4,17 +4,18 @@
 //! | step | module |
 //! | --- | --- |
 //! | remove what the runtime does not need from a component | [`strip`] |
-//! | check each half against its world of `wit/enrollment.wit` | [`check`] |
+//! | check each half against its world of `wit/enrollment.wit` and the runtime's sandbox limits | [`check`] |
 //! | what the payload says about the app and the device | [`manifest`] |
 //! | the signed bundle and the halves in it | [`bundle`] |
-//! | the shipped zstd dictionaries; compression with a cap | [`dictionary`] |
-//! | manufacturer keys, COSE_Sign1 (EdDSA) | [`sign`] |
+//! | zstd dictionaries (shipped, and the signer's own); compression with a cap | [`dictionary`] |
+//! | manufacturer keys and their dictionaries, COSE_Sign1 (EdDSA) | [`sign`] |
 //! | the pipeline both ways, stage by stage | [`payload`] |
 //! | prefix + base45 | [`text`] |
 //! | QR code: PNG, SVG, terminal; reading a photo | [`label`] |
 //! | every error, one variant per stage | [`error`] |
 //! | size report: every stage, naive size side by side | [`report`] |
 //! | one payload per device of a CSV, in parallel | [`batch`] |
+//! | a manufacturer's dictionary from its family's halves, leave-one-out sizes | [`train`] |
 //!
 //! The byte layout is in `FORMAT.md`.
 
@@ -43,6 +44,8 @@ pub mod report;
 pub mod sign;
 #[cfg(feature = "pack")]
 pub mod strip;
+#[cfg(feature = "pack")]
+pub mod train;
 pub mod text;
 
 pub use bundle::Halves;
@@ -53,5 +56,5 @@ pub use label::{Ec, Label, LabelError, render_png, render_svg, render_terminal, 
 #[cfg(feature = "photo")]
 pub use photo::read_label_image;
 pub use manifest::{Manifest, Target, TargetError};
-pub use payload::{BundleSizes, FORMAT_VERSION, PreparedApp, PreparedSizes, SignedPayload, VerifiedBundle};
-pub use sign::{ManufacturerKey, TrustedKeys};
+pub use payload::{BundleSizes, CompressedParts, FORMAT_VERSION, PreparedApp, PreparedSizes, SignedPayload, VerifiedBundle};
+pub use sign::{DictionaryFile, ManufacturerKey, TrustedKeys};

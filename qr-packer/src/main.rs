@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
+use sha2::Digest;
 use clap::{Args, Parser, Subcommand};
 use qr_packer::batch::{self, Images};
 use qr_packer::report::{SizeReport, naive_size};
@@ -35,7 +36,7 @@ enum Command {
     Verify(VerifyArgs),
     /// Render payload text as a PNG, SVG or terminal QR code.
     Render(RenderArgs),
-    /// Retrain the compression dictionary from the reference guest apps.
+    /// Train a manufacturer dictionary from a family's component pairs (or retrain the shipped one, --reference).
     TrainDict(TrainDictArgs),
 }
 
@@ -69,9 +70,12 @@ struct HalvesArgs {
     /// An operational application or configuration to install after enrollment.
     #[arg(long)]
     operational: Option<PathBuf>,
-    /// Dictionary id to compress with (0: none).
-    #[arg(long, default_value_t = dictionary::CURRENT_ID)]
-    dictionary: u32,
+    /// A manufacturer dictionary file to compress with (from `train-dict --samples`); needs --dictionary-id 128..255, and readers need it listed in the signing key's public key file.
+    #[arg(long, requires = "dictionary_id")]
+    dictionary: Option<PathBuf>,
+    /// The dictionary's id: with --dictionary, the manufacturer's own (128 to 255); without, a shipped one (0: none) [default: 1].
+    #[arg(long)]
+    dictionary_id: Option<u32>,
 }
 
 #[derive(Args)]
@@ -109,14 +113,33 @@ struct LabelArgs {
 }
 
 #[derive(Args)]
+struct FitArgs {
+    /// The largest QR version a label may need at the chosen --ec; a larger one is refused (naming the part to shrink) unless --force.
+    #[arg(long, default_value_t = qr_packer::report::DEFAULT_MAX_VERSION, value_parser = clap::value_parser!(i16).range(1..=40))]
+    max_version: i16,
+    /// Print a label above --max-version anyway.
+    #[arg(long)]
+    force: bool,
+}
+
+impl FitArgs {
+    fn max_version(&self) -> Option<i16> {
+        (!self.force).then_some(self.max_version)
+    }
+}
+
+#[derive(Args)]
 struct PackArgs {
     #[command(flatten)]
     halves: HalvesArgs,
     #[command(flatten)]
     manifest: ManifestArgs,
     /// The device id, canonical EUI text (AC-DE-48-00-00-80).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "unbound")]
     device_id: Option<String>,
+    /// Pack a label for no one device: any fresh device of its access technology that trusts the key accepts it.
+    #[arg(long)]
+    unbound: bool,
     /// A one-time secret for this device, hex.
     #[arg(long)]
     secret: Option<String>,
@@ -131,6 +154,8 @@ struct PackArgs {
     name: Option<String>,
     #[command(flatten)]
     label: LabelArgs,
+    #[command(flatten)]
+    fit: FitArgs,
     /// Print the size report as JSON.
     #[arg(long)]
     json: bool,
@@ -157,6 +182,8 @@ struct BatchArgs {
     svg: bool,
     #[command(flatten)]
     label: LabelArgs,
+    #[command(flatten)]
+    fit: FitArgs,
     /// Worker threads (default: one per core).
     #[arg(long)]
     jobs: Option<usize>,
@@ -164,10 +191,10 @@ struct BatchArgs {
 
 #[derive(Args)]
 struct TrustArgs {
-    /// A trusted manufacturer public key file (repeatable).
+    /// A trusted manufacturer public key file, with the dictionaries it lists (repeatable).
     #[arg(long = "trusted")]
     trusted: Vec<PathBuf>,
-    /// A directory of trusted public key files (*.json).
+    /// A directory of trusted public key files (*.json), with the dictionaries they list.
     #[arg(long)]
     trusted_dir: Option<PathBuf>,
 }
@@ -210,12 +237,22 @@ struct RenderArgs {
 }
 
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["samples", "reference"])))]
 struct TrainDictArgs {
-    /// Where to write the dictionary.
-    #[arg(long, default_value = "qr-packer/dictionaries/enroll-v1.zdict")]
-    out: PathBuf,
-    /// Leave this reference app out of the training set.
+    /// A directory of a family's component pairs, NAME-phone.wasm + NAME-device.wasm (other files are skipped).
     #[arg(long)]
+    samples: Option<PathBuf>,
+    /// Retrain the shipped dictionary from the reference guest apps instead.
+    #[arg(long)]
+    reference: bool,
+    /// Where to write the dictionary [with --reference, default: qr-packer/dictionaries/enroll-v1.zdict].
+    #[arg(long, required_unless_present = "reference")]
+    out: Option<PathBuf>,
+    /// The id labels will name the dictionary by: 128 to 255, the signer's own.
+    #[arg(long, default_value_t = 128, conflicts_with = "reference")]
+    id: u32,
+    /// With --reference: leave this reference app out of the training set.
+    #[arg(long, requires = "reference")]
     leave_out: Option<String>,
 }
 
@@ -328,8 +365,16 @@ fn load_manifest(args: &ManifestArgs, defaults: Option<Manifest>) -> Result<Mani
 fn prepare(args: &HalvesArgs) -> Result<(PreparedApp, Option<Manifest>, usize)> {
     let (halves, defaults) = load_halves(args)?;
     let naive = naive_size(&halves.phone, &halves.device);
-    let dictionary = Dictionary::by_id(args.dictionary)
-        .with_context(|| format!("no shipped dictionary has id {}", args.dictionary))?;
+    let dictionary = match (&args.dictionary, args.dictionary_id.unwrap_or(dictionary::CURRENT_ID)) {
+        (Some(path), id) => {
+            let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+            Dictionary::manufacturer(id, &name, read(path)?)?
+        }
+        (None, id) if dictionary::MANUFACTURER_IDS.contains(&id) => {
+            bail!("dictionary {id} is a manufacturer's own: give its file with --dictionary FILE")
+        }
+        (None, id) => Dictionary::by_id(id).with_context(|| format!("no shipped dictionary has id {id}"))?,
+    };
     let app = PreparedApp::prepare(halves, &dictionary).context("refusing to pack these halves")?;
     Ok((app, defaults, naive))
 }
@@ -347,8 +392,17 @@ fn pack(args: PackArgs) -> Result<ExitCode> {
     if manifest.capabilities.is_empty() {
         manifest.capabilities = app.capabilities();
     }
+    let (access, _) = manifest.validate()?;
+    match (&manifest.device_id, args.unbound) {
+        (None, false) => bail!(
+            "no --device-id: this label would be accepted by any fresh {access} device that trusts this key, not by one device; \
+             give --device-id, or --unbound to print such a label"
+        ),
+        (Some(id), true) => bail!("--unbound, but the manifest names device {id}"),
+        _ => {}
+    }
     let payload = app.seal(&manifest, &key)?;
-    let report = SizeReport::new(&app, &payload, naive, args.label.ec);
+    let report = SizeReport::new(&app, &payload, naive, args.label.ec)?;
     let text = payload.to_text();
     let Ok(label) = Label::new(&text, args.label.ec) else {
         bail!(
@@ -358,6 +412,9 @@ fn pack(args: PackArgs) -> Result<ExitCode> {
             report.advice()
         );
     };
+    if let Some(max) = args.fit.max_version() {
+        qr_packer::report::check_max_version(label.version(), max, args.label.ec, &report.parts)?;
+    }
     let name = args.name.clone().or_else(|| manifest.device_id.clone()).unwrap_or_else(|| manifest.app_id.clone());
     std::fs::create_dir_all(&args.out_dir).with_context(|| format!("creating {}", args.out_dir.display()))?;
     let base = args.out_dir.join(&name);
@@ -368,9 +425,18 @@ fn pack(args: PackArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!("packed {} for {} → {}.{{txt,png,svg}}", manifest.app_id, name, base.display());
+        let dict = app.dictionary();
+        if dictionary::MANUFACTURER_IDS.contains(&dict.id()) {
+            println!(
+                "dictionary {} ({}): readers need it listed in the \"dictionaries\" of key {:?}'s public key file",
+                dict.id(),
+                dict.name(),
+                key.kid()
+            );
+        }
         print!("{}", report.table());
-        if report.qr_version.is_some_and(|v| v > qr_packer::report::TARGET_VERSION) {
-            println!("note: above the target of version {} at M; {}", qr_packer::report::TARGET_VERSION, report.advice());
+        if label.version() > args.fit.max_version {
+            println!("note: above --max-version {}, printed because of --force; {}", args.fit.max_version, report.advice());
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -401,7 +467,8 @@ fn batch_cmd(args: BatchArgs) -> Result<ExitCode> {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let pool = rayon::ThreadPoolBuilder::new().num_threads(args.jobs.unwrap_or(0)).build()?;
-    let outputs = pool.install(|| batch::produce(&app, &template, &key, &rows, args.label.ec, images, &|| bar.inc(1)));
+    let fit = batch::Fit { ec: args.label.ec, max_version: args.fit.max_version() };
+    let outputs = pool.install(|| batch::produce(&app, &template, &key, &rows, fit, images, &|| bar.inc(1)));
     bar.finish_and_clear();
     let mut written = 0;
     for output in outputs {
@@ -445,9 +512,7 @@ fn input_text(input: &str) -> Result<String> {
 fn trusted(args: &TrustArgs) -> Result<TrustedKeys> {
     let mut keys = TrustedKeys::from_files(&args.trusted)?;
     if let Some(dir) = &args.trusted_dir {
-        for (kid, key) in TrustedKeys::from_dir(dir)?.iter() {
-            keys.add(kid, *key)?;
-        }
+        keys.extend(TrustedKeys::from_dir(dir)?)?;
     }
     Ok(keys)
 }
@@ -472,7 +537,8 @@ fn inspect(args: InspectArgs) -> Result<ExitCode> {
     } else {
         let m = &bundle.manifest;
         println!("signer:        {} ({})", bundle.signer, if checked { "signature verified" } else { "signature NOT checked: no trusted keys given" });
-        println!("format:        version {}, dictionary {}", m.format_version, bundle.dictionary);
+        let whose = if dictionary::MANUFACTURER_IDS.contains(&bundle.dictionary) { " (the signer's own)" } else { "" };
+        println!("format:        version {}, dictionary {}{whose}", m.format_version, bundle.dictionary);
         println!("app:           {} {} ({} / {})", m.app_id, m.app_version, m.manufacturer, m.product);
         println!("access:        {}", m.access);
         println!("device id:     {}", m.device_id.as_deref().unwrap_or("(any)"));
@@ -533,14 +599,53 @@ fn render(args: RenderArgs) -> Result<ExitCode> {
 }
 
 fn train_dict(args: TrainDictArgs) -> Result<ExitCode> {
+    let Some(dir) = &args.samples else { return train_reference(&args) };
+    let out = args.out.as_deref().context("give --out FILE")?;
+    // Refuse a shipped id before any work.
+    Dictionary::manufacturer(args.id, "", Vec::new())?;
+    let read = qr_packer::train::samples_from_dir(dir)?;
+    for (file, why) in &read.skipped {
+        println!("skipped {file}: {why}");
+    }
+    let dict = qr_packer::train::train(&read.samples);
+    let measured = qr_packer::train::leave_one_out(&read.samples)?;
+    write(out, &dict)?;
+    println!(
+        "dictionary {}: {} bytes, raw content of {} stripped pairs → {}",
+        args.id,
+        dict.len(),
+        read.samples.len(),
+        out.display()
+    );
+    println!("  {:<32} {:>15} {:>14} {:>14}", "sample", "stripped halves", "no dictionary", "leave-one-out");
+    for m in &measured {
+        println!("  {:<32} {:>15} {:>14} {:>14}", m.name, m.halves, m.no_dictionary, m.leave_one_out);
+    }
+    println!("leave-one-out: each sample compressed with a dictionary trained on the other samples only");
+    if read.samples.len() == 1 {
+        println!("note: one sample: its leave-one-out dictionary is empty; add more of the family");
+    }
+    let file = out.file_name().map_or_else(|| out.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let entry = qr_packer::DictionaryFile { id: args.id, file, sha256: hex::encode(sha2::Sha256::digest(&dict)) };
+    println!(
+        "readers: put the file next to the signing key's public key file and list it there: \"dictionaries\": [{}]",
+        serde_json::to_string(&entry)?
+    );
+    println!("pack with: qr-packer pack --dictionary {} --dictionary-id {} ...", out.display(), args.id);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `train-dict --reference`: the shipped dictionary from the reference apps.
+fn train_reference(args: &TrainDictArgs) -> Result<ExitCode> {
     if let Some(name) = &args.leave_out
         && !enrollment_apps::ALL.iter().any(|a| a.name == name)
     {
         bail!("no reference app {name:?}");
     }
+    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("qr-packer/dictionaries/enroll-v1.zdict"));
     let dict = dictionary::train_reference(args.leave_out.as_deref())?;
-    write(&args.out, &dict)?;
-    println!("{} bytes (raw content of the stripped reference halves) → {}", dict.len(), args.out.display());
+    write(&out, &dict)?;
+    println!("{} bytes (raw content of the stripped reference halves) → {}", dict.len(), out.display());
     if args.leave_out.is_none() {
         println!("note: a shipped dictionary must never change once labels name it; add a new id for new content");
     }

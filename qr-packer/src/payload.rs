@@ -43,6 +43,17 @@ pub struct PreparedSizes {
     pub compressed: usize,
 }
 
+/// What each part of the halves adds to the compressed halves, in bytes, in
+/// packing order: the phone half compressed alone, then what the device half
+/// adds, then what the operational application adds (the 4-byte trailer is
+/// counted with the last part). They sum to [`PreparedSizes::compressed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct CompressedParts {
+    pub phone: usize,
+    pub device: usize,
+    pub operational: Option<usize>,
+}
+
 /// The stripped, checked and compressed halves of one product, compressed
 /// once and sealed for every device.
 #[derive(Debug, Clone)]
@@ -51,26 +62,19 @@ pub struct PreparedApp {
     dictionary: Dictionary,
     compressed: Vec<u8>,
     sizes: PreparedSizes,
+    /// Computed on first use (two more compressions), for size reports.
+    parts: std::sync::OnceLock<CompressedParts>,
 }
 
 impl PreparedApp {
-    /// Strips the halves of custom sections, checks each against its world,
-    /// and compresses them with `dictionary`.
+    /// Strips the halves of custom sections, checks each against its world
+    /// ([`strip_and_check`]), and compresses them with `dictionary`.
     #[cfg(feature = "pack")]
     pub fn prepare(halves: Halves, dictionary: &Dictionary) -> Result<Self, PackError> {
-        let strip = |half: &'static str, wasm: &[u8]| {
-            strip_custom_sections(wasm).map_err(|source| PackError::Strip { half, source })
-        };
-        let stripped = Halves {
-            phone: strip("phone", &halves.phone)?,
-            device: strip("device", &halves.device)?,
-            operational: halves.operational.as_deref().map(|op| strip("operational", op)).transpose()?,
-        };
-        check::check_half(&stripped.phone, World::Phone)?;
-        check::check_half(&stripped.device, World::Device)?;
-        if let Some(op) = &stripped.operational {
-            check::check_operational(op)?;
+        if dictionary.id() > *dictionary::MANUFACTURER_IDS.end() {
+            return Err(PackError::DictionaryId { id: dictionary.id() });
         }
+        let stripped = strip_and_check(&halves)?;
         let cbor = stripped.to_bytes()?;
         let compressed = dictionary::compress(&cbor, dictionary)?;
         let sizes = PreparedSizes {
@@ -83,7 +87,7 @@ impl PreparedApp {
             halves: cbor.len(),
             compressed: compressed.len(),
         };
-        Ok(Self { halves: stripped, dictionary: dictionary.clone(), compressed, sizes })
+        Ok(Self { halves: stripped, dictionary: dictionary.clone(), compressed, sizes, parts: Default::default() })
     }
 
     /// The halves exactly as given, compressed, with NONE of the checks of
@@ -104,7 +108,7 @@ impl PreparedApp {
             halves: cbor.len(),
             compressed: compressed.len(),
         };
-        Ok(Self { halves, dictionary: dictionary.clone(), compressed, sizes })
+        Ok(Self { halves, dictionary: dictionary.clone(), compressed, sizes, parts: Default::default() })
     }
 
     /// One device's payload: the manifest, encoded and signed with the
@@ -145,6 +149,46 @@ impl PreparedApp {
     pub fn sizes(&self) -> PreparedSizes {
         self.sizes
     }
+
+    /// What the phone half, the device half and the operational application
+    /// each add to the compressed halves (see [`CompressedParts`]).
+    pub fn compressed_parts(&self) -> Result<CompressedParts, PackError> {
+        if let Some(parts) = self.parts.get() {
+            return Ok(*parts);
+        }
+        let total = self.compressed.len();
+        let phone = dictionary::compress(&self.halves.phone, &self.dictionary)?.len().min(total);
+        let parts = match self.halves.operational {
+            None => CompressedParts { phone, device: total - phone, operational: None },
+            Some(_) => {
+                let pair = [&self.halves.phone[..], &self.halves.device].concat();
+                let both = dictionary::compress(&pair, &self.dictionary)?.len().clamp(phone, total);
+                CompressedParts { phone, device: both - phone, operational: Some(total - both) }
+            }
+        };
+        Ok(*self.parts.get_or_init(|| parts))
+    }
+}
+
+/// The halves as `pack` carries them: stripped of custom sections, each
+/// checked against its world and the runtime's limits
+/// ([`check::check_half`]), the operational application checked to be valid
+/// WebAssembly.
+#[cfg(feature = "pack")]
+pub fn strip_and_check(halves: &Halves) -> Result<Halves, PackError> {
+    let strip =
+        |half: &'static str, wasm: &[u8]| strip_custom_sections(wasm).map_err(|source| PackError::Strip { half, source });
+    let stripped = Halves {
+        phone: strip("phone", &halves.phone)?,
+        device: strip("device", &halves.device)?,
+        operational: halves.operational.as_deref().map(|op| strip("operational", op)).transpose()?,
+    };
+    check::check_half(&stripped.phone, World::Phone)?;
+    check::check_half(&stripped.device, World::Device)?;
+    if let Some(op) = &stripped.operational {
+        check::check_operational(op)?;
+    }
+    Ok(stripped)
 }
 
 /// A signed payload: the COSE_Sign1 bytes.
@@ -256,10 +300,7 @@ fn open(
     on_stage(Stage::Version);
 
     let raw = bundle::split_v1(value)?;
-    let dictionary = u32::try_from(raw.dictionary)
-        .ok()
-        .and_then(|id| extra.iter().find(|d| d.id() == id).cloned().or_else(|| Dictionary::by_id(id)))
-        .ok_or(PayloadError::UnknownDictionary { id: raw.dictionary })?;
+    let dictionary = resolve_dictionary(raw.dictionary, &verified.kid, trusted, extra)?;
     on_stage(Stage::Dictionary);
 
     let halves_cbor = dictionary::decompress(&raw.halves, &dictionary, MAX_HALVES)?;
@@ -281,6 +322,27 @@ fn open(
         operational: halves.operational.as_ref().map(Vec::len),
     };
     Ok(VerifiedBundle { signer: verified.kid, manifest, halves, dictionary: dictionary.id(), sizes })
+}
+
+/// Stage Dictionary: id 0 is none; ids 1 to 127 are shipped; ids 128 to
+/// 255 are the signer's own, attached to its trusted key (unknown without
+/// trusted keys: an unverified signer has none). `extra` (measurements,
+/// tests) is looked in last, for any id.
+fn resolve_dictionary(
+    id: u64,
+    signer: &str,
+    trusted: Option<&TrustedKeys>,
+    extra: &[Dictionary],
+) -> Result<Dictionary, PayloadError> {
+    let found = u32::try_from(id).ok().and_then(|id| {
+        let primary = if dictionary::MANUFACTURER_IDS.contains(&id) {
+            trusted.and_then(|t| t.dictionary(signer, id)).cloned()
+        } else {
+            Dictionary::by_id(id)
+        };
+        primary.or_else(|| extra.iter().find(|d| d.id() == id).cloned())
+    });
+    found.ok_or_else(|| PayloadError::UnknownDictionary { id, signer: signer.to_owned() })
 }
 
 /// The whole read, text to verified bundle, recording every stage's outcome.
@@ -354,6 +416,46 @@ mod tests {
             let err = SignedPayload::from_bytes(bad).verify(&key().trusted()).unwrap_err();
             assert!(matches!(err, PayloadError::BadSignature { .. }), "byte {at}: {err}");
         }
+    }
+
+    #[test]
+    fn a_manufacturer_dictionary_is_the_signers_own() {
+        let halves = || Halves { phone: WIFI_METER.phone.to_vec(), device: WIFI_METER.device.to_vec(), operational: None };
+        let family = |salt: u8| {
+            let mut bytes = crate::dictionary::train_reference(Some("wifi-meter")).unwrap();
+            bytes.push(salt);
+            Dictionary::manufacturer(128, "family", bytes).unwrap()
+        };
+        let (acme, other) = (key(), ManufacturerKey::from_secret("other-1", [9; 32]).unwrap());
+        let mut trusted = acme.trusted();
+        trusted.add(other.kid(), other.verifying()).unwrap();
+        trusted.add_dictionary(acme.kid(), family(1)).unwrap();
+        trusted.add_dictionary(other.kid(), family(2)).unwrap();
+        // Each signer's 128 is its own: both read back.
+        for (signer, dict) in [(&acme, family(1)), (&other, family(2))] {
+            let payload = PreparedApp::prepare(halves(), &dict).unwrap().seal(&meter(), signer).unwrap();
+            let bundle = payload.verify(&trusted).unwrap();
+            assert_eq!((bundle.dictionary, bundle.signer.as_str()), (128, signer.kid()));
+        }
+        // Another signer's dictionary of the same id is not used: compressed
+        // with acme's bytes, signed by a key whose 128 is not attached.
+        let third = ManufacturerKey::from_secret("third-1", [5; 32]).unwrap();
+        trusted.add(third.kid(), third.verifying()).unwrap();
+        let payload = PreparedApp::prepare(halves(), &family(1)).unwrap().seal(&meter(), &third).unwrap();
+        let err = payload.verify(&trusted).unwrap_err();
+        assert_eq!(err, PayloadError::UnknownDictionary { id: 128, signer: "third-1".into() });
+        assert_eq!(
+            err.to_string(),
+            "the bundle was compressed with dictionary 128, one of signer \"third-1\"'s own, which this reader does not have: \
+             it comes with that signer's trusted public key file (\"dictionaries\")"
+        );
+        // Without trusted keys the signer is unverified and has no dictionaries.
+        assert!(matches!(payload.decode_unverified(), Err(PayloadError::UnknownDictionary { id: 128, .. })));
+        // A label cannot name an id above 255.
+        assert!(matches!(
+            PreparedApp::prepare(halves(), &Dictionary::custom(256, "x", vec![1])),
+            Err(PackError::DictionaryId { id: 256 })
+        ));
     }
 
     #[test]

@@ -20,6 +20,7 @@ use coset::{CborSerializable, CoseSign1, CoseSign1Builder, HeaderBuilder, Tagged
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
+use crate::dictionary::{Dictionary, MANUFACTURER_IDS, NotAManufacturerId};
 use crate::error::{KeyError, PayloadError};
 
 /// The longest key id accepted, in bytes: every byte of it is printed.
@@ -61,6 +62,24 @@ struct VerifyingKeyFile {
     kind: String,
     kid: String,
     ed25519_public: String,
+    /// The signer's own dictionaries (ids 128 to 255), in files next to the
+    /// key file. Readers older than this field ignore it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    dictionaries: Vec<DictionaryFile>,
+}
+
+/// One entry of a public key file's `"dictionaries"`: a manufacturer
+/// dictionary the key's labels may name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DictionaryFile {
+    /// The id labels name it by, 128 to 255.
+    pub id: u32,
+    /// The dictionary's file, relative to the key file (or absolute).
+    pub file: String,
+    /// The SHA-256 of the file's bytes, hex: a changed file is refused,
+    /// since labels already printed name the old bytes.
+    pub sha256: String,
 }
 
 const SIGNING_KIND: &str = "enrollment-manufacturer-signing-key";
@@ -108,6 +127,7 @@ impl ManufacturerKey {
             kind: VERIFYING_KIND.into(),
             kid: self.kid.clone(),
             ed25519_public: hex::encode(self.verifying().to_bytes()),
+            dictionaries: Vec::new(),
         };
         std::fs::write(path, to_json(&file)).map_err(|source| io(path, source))
     }
@@ -142,10 +162,13 @@ impl ManufacturerKey {
     }
 }
 
-/// The manufacturer keys a reader (phone app, runtime, device) trusts, by key id.
+/// The manufacturer keys a reader (phone app, runtime, device) trusts, by key
+/// id, and the manufacturer dictionaries attached to each.
 #[derive(Clone, Debug, Default)]
 pub struct TrustedKeys {
     keys: BTreeMap<String, VerifyingKey>,
+    /// By key id, then dictionary id (128 to 255).
+    dictionaries: BTreeMap<String, BTreeMap<u32, Dictionary>>,
 }
 
 impl TrustedKeys {
@@ -157,7 +180,7 @@ impl TrustedKeys {
     pub fn one(kid: &str, key: VerifyingKey) -> Self {
         let mut keys = BTreeMap::new();
         keys.insert(kid.to_owned(), key);
-        Self { keys }
+        Self { keys, dictionaries: BTreeMap::new() }
     }
 
     /// Adds a key; a key id already present is refused.
@@ -170,12 +193,62 @@ impl TrustedKeys {
         Ok(())
     }
 
-    /// Reads public key files (or signing key files, whose public half is used).
+    /// Attaches a manufacturer dictionary (id 128 to 255) to the trusted key
+    /// `kid`: payloads signed by that key may name it. Another key's
+    /// dictionary of the same id is a different dictionary.
+    pub fn add_dictionary(&mut self, kid: &str, dictionary: Dictionary) -> Result<(), KeyError> {
+        let reason = |reason: String| KeyError::Dictionary { kid: kid.to_owned(), reason };
+        if !self.keys.contains_key(kid) {
+            return Err(KeyError::NoSuchKey(kid.to_owned()));
+        }
+        if !MANUFACTURER_IDS.contains(&dictionary.id()) {
+            return Err(reason(NotAManufacturerId(dictionary.id()).to_string()));
+        }
+        let attached = self.dictionaries.entry(kid.to_owned()).or_default();
+        if attached.contains_key(&dictionary.id()) {
+            return Err(reason(format!("two dictionaries have id {}", dictionary.id())));
+        }
+        attached.insert(dictionary.id(), dictionary);
+        Ok(())
+    }
+
+    /// The dictionary `id` attached to the key `kid`.
+    pub fn dictionary(&self, kid: &str, id: u32) -> Option<&Dictionary> {
+        self.dictionaries.get(kid).and_then(|d| d.get(&id))
+    }
+
+    /// Every dictionary attached to the key `kid`, by id.
+    pub fn dictionaries(&self, kid: &str) -> impl Iterator<Item = &Dictionary> {
+        self.dictionaries.get(kid).into_iter().flat_map(|d| d.values())
+    }
+
+    /// Adds every key of `other`, with its dictionaries; a key id present in
+    /// both is refused.
+    pub fn extend(&mut self, other: TrustedKeys) -> Result<(), KeyError> {
+        for (kid, key) in other.keys {
+            self.add(&kid, key)?;
+        }
+        for (kid, dictionaries) in other.dictionaries {
+            for dictionary in dictionaries.into_values() {
+                self.add_dictionary(&kid, dictionary)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads public key files (or signing key files, whose public half is
+    /// used), with the dictionaries a public key file lists (see
+    /// [`DictionaryFile`]): each is read from its path relative to the key
+    /// file and must match its SHA-256.
     pub fn from_files<P: AsRef<Path>>(paths: &[P]) -> Result<Self, KeyError> {
         let mut trusted = Self::new();
         for path in paths {
-            let (kid, key) = read_public(path.as_ref())?;
+            let path = path.as_ref();
+            let (kid, key, dictionaries) = read_public(path)?;
             trusted.add(&kid, key)?;
+            for entry in dictionaries {
+                trusted.add_dictionary(&kid, read_dictionary(path, &entry)?)?;
+            }
         }
         Ok(trusted)
     }
@@ -265,19 +338,35 @@ pub(crate) fn verify_cose(
     Ok(Verified { kid, payload: payload.clone() })
 }
 
-fn read_public(path: &Path) -> Result<(String, VerifyingKey), KeyError> {
+fn read_public(path: &Path) -> Result<(String, VerifyingKey, Vec<DictionaryFile>), KeyError> {
     let text = std::fs::read_to_string(path).map_err(|source| io(path, source))?;
-    if let Ok(file) = serde_json::from_str::<VerifyingKeyFile>(&text) {
-        if file.kind != VERIFYING_KIND {
-            return Err(format(path, format!("kind is {:?}, expected {VERIFYING_KIND:?}", file.kind)));
-        }
-        let bytes = hex32(&file.ed25519_public).map_err(|reason| format(path, reason))?;
-        let key = VerifyingKey::from_bytes(&bytes).map_err(|e| format(path, e.to_string()))?;
-        check_kid(&file.kid)?;
-        return Ok((file.kid, key));
+    let kind = serde_json::from_str::<serde_json::Value>(&text).ok().and_then(|v| v.get("kind")?.as_str().map(str::to_owned));
+    if kind.as_deref() == Some(SIGNING_KIND) {
+        let key = ManufacturerKey::from_file(path)?;
+        return Ok((key.kid.clone(), key.verifying(), Vec::new()));
     }
-    let key = ManufacturerKey::from_file(path)?;
-    Ok((key.kid.clone(), key.verifying()))
+    let file: VerifyingKeyFile = serde_json::from_str(&text).map_err(|e| format(path, e.to_string()))?;
+    if file.kind != VERIFYING_KIND {
+        return Err(format(path, format!("kind is {:?}, expected {VERIFYING_KIND:?}", file.kind)));
+    }
+    let bytes = hex32(&file.ed25519_public).map_err(|reason| format(path, reason))?;
+    let key = VerifyingKey::from_bytes(&bytes).map_err(|e| format(path, e.to_string()))?;
+    check_kid(&file.kid)?;
+    Ok((file.kid, key, file.dictionaries))
+}
+
+/// A dictionary a key file lists, read next to it and checked against its
+/// pinned SHA-256.
+fn read_dictionary(key_file: &Path, entry: &DictionaryFile) -> Result<Dictionary, KeyError> {
+    use sha2::{Digest, Sha256};
+    let path = key_file.parent().unwrap_or(Path::new("")).join(&entry.file);
+    let bytes = std::fs::read(&path).map_err(|source| io(&path, source))?;
+    let found = hex::encode(Sha256::digest(&bytes));
+    if !found.eq_ignore_ascii_case(&entry.sha256) {
+        let reason = format!("its SHA-256 is {found}, the key file pins {}", entry.sha256);
+        return Err(format(&path, reason));
+    }
+    Dictionary::manufacturer(entry.id, &entry.file, bytes).map_err(|e| format(key_file, e.to_string()))
 }
 
 fn hex32(text: &str) -> Result<[u8; 32], String> {
@@ -350,6 +439,75 @@ mod tests {
         let trusted = TrustedKeys::from_dir(dir.path()).unwrap();
         assert_eq!(trusted.get("acme-2026"), Some(&k.verifying()));
         assert!(matches!(ManufacturerKey::from_file(&dir.path().join("acme.json")), Err(KeyError::Format { .. })));
+    }
+
+    /// A public key file for `k` listing `dictionaries` (JSON entries).
+    fn public_with(dir: &Path, k: &ManufacturerKey, dictionaries: serde_json::Value) -> std::path::PathBuf {
+        let path = dir.join(format!("{}.pub.json", k.kid()));
+        k.public_to_file(&path).unwrap();
+        let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        json["dictionaries"] = dictionaries;
+        std::fs::write(&path, json.to_string()).unwrap();
+        path
+    }
+
+    fn sha256(bytes: &[u8]) -> String {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(bytes))
+    }
+
+    #[test]
+    fn a_public_key_file_brings_its_pinned_dictionaries() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("dicts")).unwrap();
+        std::fs::write(dir.path().join("dicts/family.zdict"), b"family bytes").unwrap();
+        let k = key("acme-1", 1);
+        let entry = serde_json::json!([{"id": 128, "file": "dicts/family.zdict", "sha256": sha256(b"family bytes")}]);
+        let path = public_with(dir.path(), &k, entry);
+        let trusted = TrustedKeys::from_files(&[&path]).unwrap();
+        assert_eq!(trusted.dictionary("acme-1", 128).map(Dictionary::bytes), Some(&b"family bytes"[..]));
+        assert_eq!(trusted.dictionaries("acme-1").count(), 1);
+        assert!(trusted.dictionary("acme-1", 129).is_none() && trusted.dictionary("other", 128).is_none());
+        // A file without the field (every key file before it) has none.
+        let plain = dir.path().join("plain.json");
+        key("plain", 2).public_to_file(&plain).unwrap();
+        assert!(!std::fs::read_to_string(&plain).unwrap().contains("dictionaries"));
+        assert_eq!(TrustedKeys::from_files(&[&plain]).unwrap().dictionaries("plain").count(), 0);
+
+        let refused = |entries: serde_json::Value| {
+            let sub = tempfile::tempdir_in(dir.path()).unwrap();
+            std::fs::write(sub.path().join("family.zdict"), b"family bytes").unwrap();
+            TrustedKeys::from_files(&[public_with(sub.path(), &k, entries)]).unwrap_err().to_string()
+        };
+        let changed = refused(serde_json::json!([{"id": 128, "file": "family.zdict", "sha256": sha256(b"other bytes")}]));
+        assert!(changed.contains("family.zdict") && changed.contains("the key file pins"), "{changed}");
+        let missing = refused(serde_json::json!([{"id": 128, "file": "absent.zdict", "sha256": sha256(b"")}]));
+        assert!(missing.contains("absent.zdict"), "{missing}");
+        let shipped = refused(serde_json::json!([{"id": 1, "file": "family.zdict", "sha256": sha256(b"family bytes")}]));
+        assert!(shipped.contains("dictionary id 1 is not a manufacturer dictionary id"), "{shipped}");
+        let twice = serde_json::json!({"id": 130, "file": "family.zdict", "sha256": sha256(b"family bytes")});
+        let duplicate = refused(serde_json::json!([twice, twice]));
+        assert_eq!(duplicate, "a dictionary of key \"acme-1\": two dictionaries have id 130");
+        let typo = refused(serde_json::json!([{"id": 128, "file": "family.zdict", "sha": "00"}]));
+        assert!(typo.contains("not a key file of this tool"), "{typo}");
+    }
+
+    #[test]
+    fn dictionaries_attach_to_trusted_keys_only_with_manufacturer_ids() {
+        let mut trusted = key("acme-1", 1).trusted();
+        let family = Dictionary::custom(128, "f", vec![1]);
+        assert!(matches!(trusted.add_dictionary("nobody", family.clone()), Err(KeyError::NoSuchKey(_))));
+        let shipped = trusted.add_dictionary("acme-1", Dictionary::custom(1, "f", vec![1])).unwrap_err();
+        assert!(matches!(shipped, KeyError::Dictionary { .. }), "{shipped}");
+        trusted.add_dictionary("acme-1", family.clone()).unwrap();
+        assert!(trusted.add_dictionary("acme-1", family.clone()).is_err());
+        // Merging keeps each key's dictionaries; the same id under another key is fine.
+        let mut other = key("other", 2).trusted();
+        other.add_dictionary("other", Dictionary::custom(128, "g", vec![2])).unwrap();
+        trusted.extend(other).unwrap();
+        assert_eq!(trusted.dictionary("other", 128).map(Dictionary::bytes), Some(&[2u8][..]));
+        assert_eq!(trusted.dictionary("acme-1", 128), Some(&family));
+        assert!(matches!(trusted.extend(key("other", 3).trusted()), Err(KeyError::DuplicateKeyId(_))));
     }
 
     #[test]

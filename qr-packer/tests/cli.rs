@@ -29,6 +29,34 @@ fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 temp path")
 }
 
+/// The exit status and the whole of stderr.
+fn fails(args: &[&str]) -> (Option<i32>, String) {
+    let out = run(args);
+    assert!(!out.status.success(), "qr-packer {args:?} succeeded");
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// A device half (it exports `enroll`) whose one core module has `body`,
+/// with `imports` at the top of the component.
+fn device_half(imports: &str, body: &str) -> Vec<u8> {
+    wat::parse_str(format!(
+        r#"(component {imports} (core module $m {body} (func (export "f") (result i32) i32.const 0))
+            (core instance $i (instantiate $m)) (func (export "enroll") (result (result)) (canon lift (core func $i "f"))))"#
+    ))
+    .unwrap()
+}
+
+/// Writes the wifi meter's phone half and `device` into `dir`; the pack
+/// arguments for them.
+fn custom_pair(dir: &Path, device: &[u8]) -> Vec<String> {
+    let (phone_path, device_path) = (dir.join("p.wasm"), dir.join("d.wasm"));
+    std::fs::write(&phone_path, enrollment_apps::WIFI_METER.phone).unwrap();
+    std::fs::write(&device_path, device).unwrap();
+    ["--phone", s(&phone_path), "--device", s(&device_path), "--app-id", "x", "--app-version", "1", "--access", "wifi"]
+        .map(str::to_owned)
+        .to_vec()
+}
+
 #[test]
 fn every_command_has_help() {
     for cmd in ["keygen", "pack", "batch", "inspect", "verify", "render", "train-dict"] {
@@ -68,7 +96,7 @@ fn verify_exits_non_zero_with_a_distinct_status_per_failure() {
     let dir = tempfile::tempdir().unwrap();
     let (key, _) = keygen(dir.path(), "acme-1");
     let (_, stranger) = keygen(dir.path(), "stranger");
-    ok(&["pack", "--app", "zigbee-sensor", "--key", &key, "--out-dir", s(dir.path()), "--name", "z"]);
+    ok(&["pack", "--app", "zigbee-sensor", "--key", &key, "--out-dir", s(dir.path()), "--name", "z", "--unbound"]);
     let txt = dir.path().join("z.txt");
     let unknown = run(&["verify", s(&txt), "--trusted", &stranger]);
     assert_eq!(unknown.status.code(), Some(14), "unknown kid: {}", String::from_utf8_lossy(&unknown.stderr));
@@ -127,7 +155,7 @@ fn pack_that_cannot_fit_version_40_fails_with_the_breakdown() {
     let op = wat::parse_str(format!("(module (data \"{}\"))", noise.iter().map(|b| format!("\\{b:02x}")).collect::<String>())).unwrap();
     let op_path = dir.path().join("op.wasm");
     std::fs::write(&op_path, op).unwrap();
-    let out = run(&["pack", "--app", "ble-lock", "--operational", s(&op_path), "--key", &key, "--out-dir", s(dir.path())]);
+    let out = run(&["pack", "--app", "ble-lock", "--operational", s(&op_path), "--key", &key, "--out-dir", s(dir.path()), "--unbound"]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("version 40") && stderr.contains("compressed") && stderr.contains("what to change"), "{stderr}");
@@ -142,4 +170,181 @@ fn render_writes_png_svg_and_terminal() {
     assert!(out.contains('█'));
     assert_eq!(read_label_image(&std::fs::read(&png).unwrap()).unwrap(), "EN1:HELLO");
     assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
+}
+
+#[test]
+fn pack_and_batch_refuse_a_half_over_the_runtime_memory_cap_before_signing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _) = keygen(dir.path(), "acme-1");
+    let pair = custom_pair(dir.path(), &device_half("", "(memory 17)"));
+    let out_dir = dir.path().join("labels");
+    let mut pack: Vec<&str> = vec!["pack", "--key", &key, "--out-dir", s(&out_dir), "--device-id", "AC-DE-48-00-00-80"];
+    pack.extend(pair.iter().map(String::as_str));
+    let expected = "error: refusing to pack these halves: the device half's core module asks for 1114112 bytes of initial linear memory; \
+                    the runtime's cap is 131072 (link with -zstack-size=16384 --initial-memory=65536 --max-memory=131072, \
+                    as the reference apps do in guest-apps/apps/.cargo/config.toml)\n";
+    assert_eq!(fails(&pack), (Some(2), expected.to_owned()));
+    let csv = dir.path().join("devices.csv");
+    std::fs::write(&csv, "device_id\nAC-DE-48-00-00-80\n").unwrap();
+    let mut batch: Vec<&str> = vec!["batch", "--key", &key, "--out-dir", s(&out_dir), "--csv", s(&csv)];
+    batch.extend(pair.iter().map(String::as_str));
+    assert_eq!(fails(&batch), (Some(2), expected.to_owned()));
+    assert!(!out_dir.exists(), "nothing was written");
+}
+
+#[test]
+fn pack_names_the_supported_wit_version_for_a_half_built_against_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _) = keygen(dir.path(), "acme-1");
+    let supported = qr_packer::check::wit_version().unwrap();
+    let package = qr_packer::check::ENROLLMENT_WIT.lines().find_map(|l| l.strip_prefix("package ")).unwrap();
+    let package = package.split('@').next().unwrap();
+    let device = device_half(&format!(r#"(import "{package}/transport@9.9.9" (instance))"#), "");
+    let mut pack: Vec<String> = ["pack", "--key", &key, "--out-dir", s(dir.path()), "--unbound"].map(str::to_owned).to_vec();
+    pack.extend(custom_pair(dir.path(), &device));
+    let expected = format!(
+        "error: refusing to pack these halves: the device half was built against WIT version 9.9.9 of the enrollment contract; \
+         this qr-packer supports version {supported} only (rebuild the half against its wit/enrollment.wit)\n"
+    );
+    assert_eq!(fails(&pack.iter().map(String::as_str).collect::<Vec<_>>()), (Some(2), expected));
+}
+
+#[test]
+fn pack_without_a_device_id_needs_unbound() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(dir.path(), "acme-1");
+    let out = s(dir.path());
+    let expected = "error: no --device-id: this label would be accepted by any fresh wifi device that trusts this key, not by one device; \
+                    give --device-id, or --unbound to print such a label\n";
+    assert_eq!(fails(&["pack", "--app", "wifi-meter", "--key", &key, "--out-dir", out]), (Some(2), expected.to_owned()));
+    assert!(!dir.path().join("wifi-meter.txt").exists());
+    ok(&["pack", "--app", "wifi-meter", "--key", &key, "--out-dir", out, "--unbound"]);
+    let text = std::fs::read_to_string(dir.path().join("wifi-meter.txt")).unwrap();
+    let bundle = SignedPayload::from_text(&text).unwrap().verify(&TrustedKeys::from_files(&[&public]).unwrap()).unwrap();
+    assert_eq!(bundle.manifest.device_id, None);
+    let (code, stderr) = fails(&["pack", "--app", "wifi-meter", "--key", &key, "--out-dir", out, "--unbound", "--device-id", "AC-DE-48-00-00-80"]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("'--unbound' cannot be used with '--device-id"), "{stderr}");
+}
+
+#[test]
+fn a_label_above_max_version_is_refused_with_the_part_to_shrink_unless_forced() {
+    use qr_packer::report::Parts;
+    use qr_packer::{Dictionary, Ec, Halves, ManufacturerKey, PreparedApp};
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _) = keygen(dir.path(), "acme-1");
+    // The same payload, sealed here: same sizes, so the same version and parts.
+    let app = enrollment_apps::WIFI_METER;
+    let halves = Halves { phone: app.phone.to_vec(), device: app.device.to_vec(), operational: None };
+    let prepared = PreparedApp::prepare(halves, &Dictionary::current()).unwrap();
+    let mut manifest = qr_packer::manifest::reference(&app).unwrap();
+    manifest.device_id = Some("AC-DE-48-00-00-80".into());
+    let payload = prepared.seal(&manifest, &ManufacturerKey::from_secret("acme-1", [1; 32]).unwrap()).unwrap();
+    let version = qr_packer::version_for(&payload.to_text(), Ec::M).unwrap();
+    let (part, bytes) = Parts::of(&prepared, &payload).unwrap().largest();
+    assert!(version > 2, "the wifi meter needs version {version}");
+    let expected = format!(
+        "error: the label needs QR version {version} at error correction M, above the limit of version 2 (--max-version); \
+         the largest part after compression is the {part} ({bytes} bytes): shrink it first, or give --force to print it anyway\n"
+    );
+    let out = s(dir.path());
+    let pack = ["pack", "--app", "wifi-meter", "--key", &key, "--out-dir", out, "--device-id", "AC-DE-48-00-00-80", "--max-version", "2"];
+    assert_eq!(fails(&pack), (Some(2), expected.clone()));
+    assert!(!dir.path().join("AC-DE-48-00-00-80.txt").exists());
+    let forced = ok(&[&pack[..], &["--force"]].concat());
+    assert!(forced.contains("note: above --max-version 2, printed because of --force"), "{forced}");
+    assert!(dir.path().join("AC-DE-48-00-00-80.png").exists());
+    // Within the default (20), no flag is needed.
+    ok(&pack[..pack.len() - 2]);
+
+    let csv = dir.path().join("devices.csv");
+    std::fs::write(&csv, "device_id\nAC-DE-48-00-00-80\n").unwrap();
+    let batch_dir = dir.path().join("batch");
+    let batch = ["batch", "--app", "wifi-meter", "--key", &key, "--csv", s(&csv), "--out-dir", s(&batch_dir), "--max-version", "2"];
+    let (code, stderr) = fails(&batch);
+    assert_eq!(code, Some(4));
+    let row = expected.strip_prefix("error: ").unwrap();
+    assert_eq!(stderr, format!("{}: line 2: {row}", s(&csv)));
+    ok(&[&batch[..], &["--force"]].concat());
+    assert!(batch_dir.join("AC-DE-48-00-00-80.txt").exists());
+}
+
+#[test]
+fn train_dict_from_a_family_then_pack_and_verify_with_the_signers_dictionary() {
+    let dir = tempfile::tempdir().unwrap();
+    let family = dir.path().join("family");
+    std::fs::create_dir(&family).unwrap();
+    for app in enrollment_apps::ALL {
+        std::fs::write(family.join(format!("{}-phone.wasm", app.name)), app.phone).unwrap();
+        std::fs::write(family.join(format!("{}-device.wasm", app.name)), app.device).unwrap();
+        std::fs::write(family.join(format!("{}-device.core.wasm", app.name)), app.device_core).unwrap();
+    }
+    let (key, public) = keygen(dir.path(), "acme-1");
+    let zdict = dir.path().join("acme-family.zdict");
+    let out = ok(&["train-dict", "--samples", s(&family), "--out", s(&zdict), "--id", "130"]);
+    let samples = qr_packer::train::samples_from_dir(&family).unwrap().samples;
+    let dict = std::fs::read(&zdict).unwrap();
+    assert_eq!(dict, qr_packer::train::train(&samples));
+    assert!(out.contains(&format!("dictionary 130: {} bytes, raw content of 4 stripped pairs → {}\n", dict.len(), s(&zdict))), "{out}");
+    for m in qr_packer::train::leave_one_out(&samples).unwrap() {
+        let line = format!("  {:<32} {:>15} {:>14} {:>14}\n", m.name, m.halves, m.no_dictionary, m.leave_one_out);
+        assert!(out.contains(&line), "{line:?} in {out}");
+    }
+    assert!(out.contains("skipped wifi-meter-device.core.wasm: not a component"), "{out}");
+    // The key file entry train-dict prints, added to the public key file.
+    let entry = out.lines().find_map(|l| l.split_once("\"dictionaries\": ")).map(|(_, e)| e.to_owned()).expect("an entry");
+    let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&public).unwrap()).unwrap();
+    let plain_public = dir.path().join("plain.pub.json");
+    std::fs::write(&plain_public, json.to_string()).unwrap();
+    json["dictionaries"] = serde_json::from_str(&entry).unwrap();
+    std::fs::write(&public, json.to_string()).unwrap();
+
+    let labels = dir.path().join("labels");
+    let pack = ["pack", "--app", "wifi-meter", "--key", &key, "--out-dir", s(&labels), "--device-id", "AC-DE-48-00-00-80"];
+    let packed = ok(&[&pack[..], &["--dictionary", s(&zdict), "--dictionary-id", "130"]].concat());
+    assert!(packed.contains("dictionary 130 (acme-family.zdict): readers need it listed"), "{packed}");
+    let txt = labels.join("AC-DE-48-00-00-80.txt");
+    ok(&["verify", s(&txt), "--trusted", &public]);
+    assert!(ok(&["inspect", s(&txt), "--trusted", &public]).contains("dictionary 130 (the signer's own)"));
+    let bundle = SignedPayload::from_text(&std::fs::read_to_string(&txt).unwrap())
+        .unwrap()
+        .verify(&TrustedKeys::from_files(&[&public]).unwrap())
+        .unwrap();
+    assert_eq!(bundle.dictionary, 130);
+    // Through --trusted-dir too.
+    let trusted_dir = dir.path().join("trusted");
+    std::fs::create_dir(&trusted_dir).unwrap();
+    std::fs::copy(&public, trusted_dir.join("acme-1.pub.json")).unwrap();
+    std::fs::copy(&zdict, trusted_dir.join("acme-family.zdict")).unwrap();
+    ok(&["verify", s(&txt), "--trusted-dir", s(&trusted_dir)]);
+
+    // A reader whose key file does not list it.
+    let expected = "error: the bundle was compressed with dictionary 130, one of signer \"acme-1\"'s own, which this reader does not have: \
+                    it comes with that signer's trusted public key file (\"dictionaries\")\n";
+    assert_eq!(fails(&["verify", s(&txt), "--trusted", s(&plain_public)]), (Some(17), expected.to_owned()));
+    // A changed dictionary file is refused when the keys are read.
+    std::fs::write(&zdict, b"other bytes").unwrap();
+    let (code, stderr) = fails(&["verify", s(&txt), "--trusted", &public]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("acme-family.zdict") && stderr.contains("the key file pins"), "{stderr}");
+
+    let shipped_id = fails(&[&pack[..], &["--dictionary", s(&zdict), "--dictionary-id", "5"]].concat());
+    let expected = "error: dictionary id 5 is not a manufacturer dictionary id: those are 128 to 255 (0 is no dictionary, 1 to 127 are shipped with qr-packer)\n";
+    assert_eq!(shipped_id, (Some(2), expected.to_owned()));
+    let no_file = fails(&[&pack[..], &["--dictionary-id", "130"]].concat());
+    assert_eq!(no_file, (Some(2), "error: dictionary 130 is a manufacturer's own: give its file with --dictionary FILE\n".to_owned()));
+}
+
+#[test]
+fn train_dict_needs_samples_or_reference_and_reference_retrains_the_shipped_dictionary() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stderr) = fails(&["train-dict", "--out", s(&dir.path().join("x.zdict"))]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("--samples <SAMPLES>|--reference"), "{stderr}");
+    let out = dir.path().join("enroll.zdict");
+    ok(&["train-dict", "--reference", "--out", s(&out)]);
+    assert_eq!(std::fs::read(&out).unwrap(), qr_packer::Dictionary::current().bytes());
+    let (code, stderr) = fails(&["train-dict", "--samples", s(dir.path()), "--out", s(&out), "--id", "1"]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("dictionary id 1 is not a manufacturer dictionary id"), "{stderr}");
 }

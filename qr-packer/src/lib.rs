@@ -23,10 +23,11 @@
 //! Cargo features: a reader (device, assistant) builds with
 //! `default-features = false` and gets the format and verification only;
 //! `pack` adds stripping, checking and sealing, `render` label images,
-//! `photo` reading a label from a photo, `reference-apps` the product's own
-//! apps, and `cli` (the default) the `qr-packer` tool.
+//! `photo` reading a label from a photo, `batch` CSV batches, and
+//! `reference-apps` the product's own apps. The `qr-packer` tool is the
+//! `qr-packer-cli` crate.
 
-#[cfg(feature = "cli")]
+#[cfg(feature = "batch")]
 pub mod batch;
 pub mod bundle;
 #[cfg(feature = "pack")]

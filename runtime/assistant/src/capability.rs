@@ -78,6 +78,8 @@ pub struct ConfiguredAssistant {
     /// SP per device; `default_sp` for devices not listed.
     pub sp_by_device: HashMap<Eui, SpIdentity>,
     pub default_sp: Option<SpIdentity>,
+    /// Where each SP's devices reach it (the binding's endpoint).
+    pub endpoints: HashMap<SpIdentity, String>,
     /// Everything relayed so far (see [`ConfiguredAssistant::relayed`]).
     pub relay_log: Mutex<Vec<RelayedDevice>>,
 }
@@ -104,7 +106,8 @@ impl AssistantServices for ConfiguredAssistant {
 
     fn resolve_sp(&self, device: Eui, _access: AccessTechnology) -> BoxFuture<'_, Result<SpBinding, ResolveError>> {
         let found = self.sp_by_device.get(&device).or(self.default_sp.as_ref()).cloned();
-        let binding = found.map(|sp| SpBinding { sp: sp.to_string(), endpoint: None, public_key: None });
+        let binding =
+            found.map(|sp| SpBinding { sp: sp.to_string(), endpoint: self.endpoints.get(&sp).cloned(), public_key: None });
         Box::pin(async move { binding.ok_or(ResolveError::Unknown(device)) })
     }
 

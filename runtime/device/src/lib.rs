@@ -29,7 +29,7 @@ pub mod store;
 pub use enrollment_host::frame::Enrolled;
 pub use enrollment_host::trace::{Trace, TraceEvent, TraceKind};
 pub use enrollment_host::{
-    AccessTechnology, Compiler, Eui, FailureCode, HalfError, Link, Sandbox, SandboxConfig, SetupError, SpBoundId,
+    AccessTechnology, Compiler, Eui, FailureCode, HalfError, HalfKind, Link, Sandbox, SandboxConfig, SetupError, SpBoundId,
     SpIdentity, Timeouts, WireFailure,
 };
 pub use failure::DeviceFailure;

@@ -22,8 +22,18 @@ struct Cli {
     command: Command,
 }
 
+mod compile;
+mod new;
+mod simulate;
+
 #[derive(Subcommand)]
 enum Command {
+    /// Write a new two-half enrollment app from the template (with the guest SDK and the WIT).
+    New(NewArgs),
+    /// Build an app's halves for wasm32, componentize and check them, and print the label's size.
+    Build(BuildArgs),
+    /// Run both halves of an app (or a label) against the fake assistant and device of simulate.toml.
+    Simulate(SimulateArgs),
     /// Generate a manufacturer signing key pair (a signing key file and a public key file).
     Keygen(KeygenArgs),
     /// Pack one device's payload: text, PNG and SVG label, and a size report.
@@ -38,6 +48,43 @@ enum Command {
     Render(RenderArgs),
     /// Train a manufacturer dictionary from a family's component pairs (or retrain the shipped one, --reference).
     TrainDict(TrainDictArgs),
+}
+
+#[derive(Args)]
+struct NewArgs {
+    /// The folder to create (must not exist, or be empty).
+    dir: PathBuf,
+    /// The device's access technology: wifi, zigbee, thread, ble, lorawan, ethernet, cellular.
+    #[arg(long)]
+    access: sp_bound_id::AccessTechnology,
+    /// The app's name (package names NAME-phone, NAME-device); default: the folder's name.
+    #[arg(long)]
+    name: Option<String>,
+    /// The device id simulate.toml uses (default: an example EUI of the right length).
+    #[arg(long)]
+    device_id: Option<String>,
+}
+
+#[derive(Args)]
+struct BuildArgs {
+    /// The app's folder (as `qr-packer new` writes it).
+    #[arg(default_value = ".")]
+    dir: PathBuf,
+    /// Error-correction level the size report assumes: L, M, Q or H.
+    #[arg(long, default_value = "M")]
+    ec: Ec,
+}
+
+#[derive(Args)]
+struct SimulateArgs {
+    /// An app's folder (built first), or a label (payload text file or PNG/JPEG photo).
+    target: PathBuf,
+    /// The scenario (default: simulate.toml in the app's folder, or beside the label).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// For a label: the public key file of the manufacturer that signed it.
+    #[arg(long)]
+    trusted: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -272,6 +319,9 @@ fn exit_code(error: &PayloadError) -> u8 {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::New(args) => new_cmd(args),
+        Command::Build(args) => build_cmd(args),
+        Command::Simulate(args) => simulate_cmd(args),
         Command::Keygen(args) => keygen(args),
         Command::Pack(args) => pack(args),
         Command::Batch(args) => batch_cmd(args),
@@ -290,6 +340,55 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn new_cmd(args: NewArgs) -> Result<ExitCode> {
+    let dir = new::new_app(&args.dir, args.access, args.name.as_deref(), args.device_id.as_deref())?;
+    println!("wrote a {} enrollment app in {}", args.access, dir.display());
+    println!("next: qr-packer build {0}   then: qr-packer simulate {0}", dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The access technology and device id an app's simulate.toml names, for
+/// the size report (a wifi example device otherwise).
+fn scenario_target(dir: &Path) -> (String, String) {
+    match simulate::Scenario::load(&dir.join("simulate.toml")) {
+        Ok(s) => (s.access, s.device_id),
+        Err(_) => ("wifi".into(), "AC-DE-48-00-00-01".into()),
+    }
+}
+
+fn build_cmd(args: BuildArgs) -> Result<ExitCode> {
+    let app = compile::build_app(&args.dir)?;
+    let (access, device_id) = scenario_target(&args.dir);
+    let report = compile::size_report(&app, &access, &device_id, args.ec)?;
+    compile::print(&app, &report);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn simulate_cmd(args: SimulateArgs) -> Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let (scenario_path, outcome) = if args.target.is_dir() {
+        let config = args.config.unwrap_or_else(|| args.target.join("simulate.toml"));
+        let scenario = simulate::Scenario::load(&config)?;
+        let app = compile::build_app(&args.target)?;
+        (config, runtime.block_on(simulate::simulate_halves(&app.phone, &app.device, &scenario))?)
+    } else {
+        let config = args.config.unwrap_or_else(|| args.target.with_file_name("simulate.toml"));
+        let scenario = simulate::Scenario::load(&config)?;
+        let trusted_path = args.trusted.context("a label needs --trusted KEY.pub.json: the key that signed it")?;
+        let trusted = TrustedKeys::from_files(&[trusted_path])?;
+        let bytes = std::fs::read(&args.target).with_context(|| format!("reading {}", args.target.display()))?;
+        let app = if std::str::from_utf8(&bytes).is_ok_and(|t| t.trim_start().starts_with(qr_packer::text::PREFIX)) {
+            enrollment_assistant::ScannedApp::from_text(std::str::from_utf8(&bytes)?, &trusted)?
+        } else {
+            enrollment_assistant::ScannedApp::from_image(&bytes, &trusted)?
+        };
+        (config, runtime.block_on(simulate::run(&app, trusted, &scenario))?)
+    };
+    let scenario = simulate::Scenario::load(&scenario_path)?;
+    simulate::report(&outcome, &scenario)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn keygen(args: KeygenArgs) -> Result<ExitCode> {

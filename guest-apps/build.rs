@@ -17,7 +17,17 @@ use std::path::{Path, PathBuf};
 
 /// The apps, by directory under `apps/`; each has a `phone` and a `device` crate
 /// named `<app>-phone` and `<app>-device`.
-const APPS: &[&str] = &["wifi-meter", "zigbee-sensor", "ethernet-controller", "ble-lock"];
+const APPS: &[&str] = &[
+    "wifi-meter",
+    "zigbee-sensor",
+    "ethernet-controller",
+    "ble-lock",
+    "bench-thread-plug",
+    "bench-lorawan-sensor",
+    "bench-cellular-tracker",
+    "seed-full",
+    "seed-template",
+];
 const HALVES: &[&str] = &["phone", "device"];
 
 fn main() {

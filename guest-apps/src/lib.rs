@@ -75,6 +75,30 @@ pub const BLE_LOCK: AppPair = app_pair!("ble-lock");
 /// Every reference application.
 pub const ALL: &[AppPair] = &[WIFI_METER, ZIGBEE_SENSOR, ETHERNET_CONTROLLER, BLE_LOCK];
 
+/// A Thread smart plug, written for the size benchmark: app-defined records
+/// (commissioning, schedule, power limit) the device checks itself.
+pub const THREAD_PLUG: AppPair = app_pair!("bench-thread-plug");
+
+/// A LoRaWAN sensor, written for the size benchmark: radio configuration
+/// from label parameters, normalized by the phone, cross-checked by the device.
+pub const LORAWAN_SENSOR: AppPair = app_pair!("bench-lorawan-sensor");
+
+/// A cellular tracker, written for the size benchmark: a multi-step exchange
+/// over `transport` with a keyed check over the label's secret.
+pub const CELLULAR_TRACKER: AppPair = app_pair!("bench-cellular-tracker");
+
+/// The apps written for the size benchmark, in styles unlike the reference
+/// apps (not in any dictionary).
+pub const BENCH: &[AppPair] = &[THREAD_PLUG, LORAWAN_SENSOR, CELLULAR_TRACKER];
+
+/// What the shipped compression dictionary is trained on, and nothing else:
+/// not apps, but what every app shares. `seed-full` calls every import of
+/// each world and every SDK helper once (the WIT-derived component
+/// structure, the import shims, the SDK's code); `seed-template` is the
+/// app `qr-packer new` writes. No reference or benchmark app is in it, so a
+/// size measured with the shipped dictionary is what a new app gets.
+pub const SEEDS: &[AppPair] = &[app_pair!("seed-full"), app_pair!("seed-template")];
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -386,7 +386,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "the device half's core module asks for 1114112 bytes of initial linear memory; the runtime's cap is 131072 \
-             (link with -zstack-size=16384 --initial-memory=65536 --max-memory=131072, as the reference apps do in guest-apps/apps/.cargo/config.toml)"
+             (link with -zstack-size=16384 --initial-memory=65536 --max-memory=131072, as the .cargo/config.toml that `qr-packer new` writes does)"
         );
         let err = check_half(&component("", &["(memory 1)", "(memory 1)"]), World::Device).unwrap_err();
         assert_eq!(err.to_string(), "the device half defines 2 linear memories; the runtime gives a half at most 1");

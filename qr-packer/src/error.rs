@@ -181,7 +181,7 @@ pub enum PackError {
     #[error("the {half} half imports `{import}`, which its world `{world}` does not offer")]
     ForbiddenImport { half: &'static str, world: &'static str, import: String },
     #[error(
-        "the {half} half's core module asks for {bytes} bytes of initial linear memory; the runtime's cap is {cap} (link with -zstack-size=16384 --initial-memory=65536 --max-memory={cap}, as the reference apps do in guest-apps/apps/.cargo/config.toml)"
+        "the {half} half's core module asks for {bytes} bytes of initial linear memory; the runtime's cap is {cap} (link with -zstack-size=16384 --initial-memory=65536 --max-memory={cap}, as the .cargo/config.toml that `qr-packer new` writes does)"
     )]
     InitialMemoryTooLarge { half: &'static str, bytes: u64, cap: u64 },
     #[error("the {half} half defines {count} linear memories; the runtime gives a half at most {max}")]

@@ -19,7 +19,7 @@
 //!         phone::hand_over().map_err(drop)
 //!     }
 //! }
-//! enrollment_sdk::phone::export_phone_half!(Plug);
+//! enrollment_sdk::phone_half!(Plug);
 //! ```
 //!
 //! Every byte of code ends up in the signed label, so nothing here formats
@@ -31,6 +31,22 @@
 extern crate alloc;
 
 mod rt;
+
+/// Exports `$app` (a type that implements [`phone::Guest`]) as the phone half.
+#[macro_export]
+macro_rules! phone_half {
+    ($app:ident) => {
+        $crate::phone::export_phone_half!($app);
+    };
+}
+
+/// Exports `$app` (a type that implements [`device::Guest`]) as the device half.
+#[macro_export]
+macro_rules! device_half {
+    ($app:ident) => {
+        $crate::device::export_device_half!($app);
+    };
+}
 
 /// The phone half's world, `phone-half`: `offer`, `assistant`, `transport`,
 /// `manifest`, `diagnostics`.
@@ -108,6 +124,24 @@ pub mod device {
             Ok(item)
         } else {
             Err(Refusal::OutOfOrder)
+        }
+    }
+
+    /// Takes the next item, which must be the parameter `name` (staged by
+    /// the host as configuration), and returns its value.
+    pub fn expect_parameter(name: &str) -> Result<alloc::string::String, Refusal> {
+        match take::next()? {
+            Item::Parameter((n, value)) if n == name => Ok(value),
+            _ => Err(Refusal::OutOfOrder),
+        }
+    }
+
+    /// Takes the next item, which must be a record tagged `tag`, and returns
+    /// its bytes (records are the half's to check and use).
+    pub fn expect_record(tag: u32) -> Result<alloc::vec::Vec<u8>, Refusal> {
+        match take::next()? {
+            Item::Record((t, value)) if t == tag => Ok(value),
+            _ => Err(Refusal::OutOfOrder),
         }
     }
 }

@@ -73,7 +73,7 @@ pub fn size_report(app: &BuiltApp, access: &str, device_id: &str, ec: Ec) -> Res
         manufacturer: "size report".into(),
         product: "size report".into(),
         access: access.into(),
-        capabilities: prepared.capabilities(),
+        capabilities: Vec::new(),
         device_id: Some(device_id.into()),
         one_time_secret: None,
         params: Default::default(),

@@ -85,6 +85,10 @@ struct SimulateArgs {
     /// For a label: the public key file of the manufacturer that signed it.
     #[arg(long)]
     trusted: Option<PathBuf>,
+    /// Enroll the real device at this address (a `device-agent serve`) instead
+    /// of a simulated one; the scenario's fake assistant plays the phone.
+    #[arg(long)]
+    device: Option<String>,
 }
 
 #[derive(Args)]
@@ -105,7 +109,7 @@ struct KeygenArgs {
 
 #[derive(Args)]
 struct HalvesArgs {
-    /// A built-in reference app (wifi-meter, zigbee-sensor, ethernet-controller) instead of --phone/--device.
+    /// A built-in reference app (wifi-meter, zigbee-sensor, ethernet-controller, ble-lock) instead of --phone/--device.
     #[arg(long, conflicts_with_all = ["phone", "device"])]
     app: Option<String>,
     /// The phone half (a component of world phone-half).
@@ -120,7 +124,7 @@ struct HalvesArgs {
     /// A manufacturer dictionary file to compress with (from `train-dict --samples`); needs --dictionary-id 128..255, and readers need it listed in the signing key's public key file.
     #[arg(long, requires = "dictionary_id")]
     dictionary: Option<PathBuf>,
-    /// The dictionary's id: with --dictionary, the manufacturer's own (128 to 255); without, a shipped one (0: none) [default: 1].
+    /// The dictionary's id: with --dictionary, the manufacturer's own (128 to 255); without, a shipped one (0: none; default: the current shipped one).
     #[arg(long)]
     dictionary_id: Option<u32>,
 }
@@ -284,19 +288,22 @@ struct RenderArgs {
 }
 
 #[derive(Args)]
-#[command(group(clap::ArgGroup::new("source").required(true).args(["samples", "reference"])))]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["samples", "reference", "shipped"])))]
 struct TrainDictArgs {
     /// A directory of a family's component pairs, NAME-phone.wasm + NAME-device.wasm (other files are skipped).
     #[arg(long)]
     samples: Option<PathBuf>,
-    /// Retrain the shipped dictionary from the reference guest apps instead.
-    #[arg(long)]
+    /// Train a dictionary from the reference guest apps instead (for leave-one-out measurements).
+    #[arg(long, conflicts_with = "shipped")]
     reference: bool,
-    /// Where to write the dictionary [with --reference, default: qr-packer/dictionaries/enroll-v1.zdict].
-    #[arg(long, required_unless_present = "reference")]
+    /// Retrain the shipped dictionary from the dictionary seeds (no app's code).
+    #[arg(long)]
+    shipped: bool,
+    /// Where to write the dictionary [with --shipped, default: qr-packer/dictionaries/enroll-v2.zdict].
+    #[arg(long, required_unless_present_any = ["reference", "shipped"])]
     out: Option<PathBuf>,
     /// The id labels will name the dictionary by: 128 to 255, the signer's own.
-    #[arg(long, default_value_t = 128, conflicts_with = "reference")]
+    #[arg(long, default_value_t = 128, conflicts_with_all = ["reference", "shipped"])]
     id: u32,
     /// With --reference: leave this reference app out of the training set.
     #[arg(long, requires = "reference")]
@@ -384,7 +391,11 @@ fn simulate_cmd(args: SimulateArgs) -> Result<ExitCode> {
         } else {
             enrollment_assistant::ScannedApp::from_image(&bytes, &trusted)?
         };
-        (config, runtime.block_on(simulate::run(&app, trusted, &scenario))?)
+        let outcome = match &args.device {
+            Some(addr) => runtime.block_on(simulate::run_against(&app, &scenario, addr))?,
+            None => runtime.block_on(simulate::run(&app, trusted, &scenario))?,
+        };
+        (config, outcome)
     };
     let scenario = simulate::Scenario::load(&scenario_path)?;
     simulate::report(&outcome, &scenario)?;
@@ -488,9 +499,6 @@ fn pack(args: PackArgs) -> Result<ExitCode> {
     if let Some(secret) = &args.secret {
         manifest.one_time_secret = Some(hex::decode(secret).context("--secret is not hex")?);
     }
-    if manifest.capabilities.is_empty() {
-        manifest.capabilities = app.capabilities();
-    }
     let (access, _) = manifest.validate()?;
     match (&manifest.device_id, args.unbound) {
         (None, false) => bail!(
@@ -544,10 +552,7 @@ fn pack(args: PackArgs) -> Result<ExitCode> {
 fn batch_cmd(args: BatchArgs) -> Result<ExitCode> {
     let key = ManufacturerKey::from_file(&args.key)?;
     let (app, defaults, _) = prepare(&args.halves)?;
-    let mut template = load_manifest(&args.manifest, defaults)?;
-    if template.capabilities.is_empty() {
-        template.capabilities = app.capabilities();
-    }
+    let template = load_manifest(&args.manifest, defaults)?;
     let csv = std::fs::read_to_string(&args.csv).with_context(|| format!("reading {}", args.csv.display()))?;
     let parsed = batch::parse_csv(&csv).map_err(|e| anyhow::anyhow!("{}: {e}", args.csv.display()))?;
     let mut bad: Vec<batch::RowError> = Vec::new();
@@ -698,6 +703,14 @@ fn render(args: RenderArgs) -> Result<ExitCode> {
 }
 
 fn train_dict(args: TrainDictArgs) -> Result<ExitCode> {
+    if args.shipped {
+        let out = args.out.clone().unwrap_or_else(|| PathBuf::from("qr-packer/dictionaries/enroll-v2.zdict"));
+        let dict = dictionary::train_shipped()?;
+        write(&out, &dict)?;
+        println!("{} bytes (raw content of the stripped dictionary seeds) → {}", dict.len(), out.display());
+        println!("note: a shipped dictionary must never change once labels name it; add a new id for new content");
+        return Ok(ExitCode::SUCCESS);
+    }
     let Some(dir) = &args.samples else { return train_reference(&args) };
     let out = args.out.as_deref().context("give --out FILE")?;
     // Refuse a shipped id before any work.
@@ -741,7 +754,7 @@ fn train_reference(args: &TrainDictArgs) -> Result<ExitCode> {
     {
         bail!("no reference app {name:?}");
     }
-    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("qr-packer/dictionaries/enroll-v1.zdict"));
+    let out = args.out.clone().context("--reference writes where --out says")?;
     let dict = dictionary::train_reference(args.leave_out.as_deref())?;
     write(&out, &dict)?;
     println!("{} bytes (raw content of the stripped reference halves) → {}", dict.len(), out.display());

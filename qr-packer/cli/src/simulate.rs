@@ -109,18 +109,8 @@ pub async fn simulate_halves(phone: &[u8], device: &[u8], scenario: &Scenario) -
     run(&app, key.trusted(), scenario).await
 }
 
-/// Runs a label the way an assistant and its device would.
-pub async fn run(app: &ScannedApp, trusted: TrustedKeys, scenario: &Scenario) -> Result<Outcome> {
-    let device: Eui = scenario.device_id.parse().context("simulate.toml device_id")?;
-    let access: AccessTechnology = scenario.access.parse().context("simulate.toml access")?;
-    let dir = tempfile::tempdir()?;
-    let store = Arc::new(DeviceStore::open(&dir.path().join("device.sqlite"))?);
-    store.provision(device, access)?;
-    let sandbox = Arc::new(Sandbox::new(SandboxConfig {
-        half_deadline: Duration::from_millis(scenario.receive_timeout_ms.saturating_mul(3)),
-        max_concurrent_halves: 4,
-        ..SandboxConfig::default()
-    })?);
+/// The fake assistant of a scenario, with its runtime.
+fn assistant(scenario: &Scenario, sandbox: Arc<Sandbox>) -> Result<AssistantRuntime> {
     let mut assistant = ConfiguredAssistant {
         owner: scenario.owner.clone(),
         location: scenario.location.clone(),
@@ -134,12 +124,49 @@ pub async fn run(app: &ScannedApp, trusted: TrustedKeys, scenario: &Scenario) ->
         }
         assistant.default_sp = Some(sp);
     }
-    let timeouts = Timeouts { receive: Duration::from_millis(scenario.receive_timeout_ms), ..Timeouts::default() };
     let identity = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
-    let assistant = AssistantRuntime::new(sandbox.clone(), Arc::new(assistant), identity, timeouts)?;
+    Ok(AssistantRuntime::new(sandbox, Arc::new(assistant), identity, timeouts(scenario))?)
+}
+
+fn timeouts(scenario: &Scenario) -> Timeouts {
+    Timeouts { receive: Duration::from_millis(scenario.receive_timeout_ms), ..Timeouts::default() }
+}
+
+fn sandbox(scenario: &Scenario) -> Result<Arc<Sandbox>> {
+    Ok(Arc::new(Sandbox::new(SandboxConfig {
+        half_deadline: Duration::from_millis(scenario.receive_timeout_ms.saturating_mul(3)),
+        max_concurrent_halves: 4,
+        ..SandboxConfig::default()
+    })?))
+}
+
+/// Enrolls a real device (a `device-agent` at `addr`) with a label, the
+/// fake assistant of the scenario playing the phone.
+pub async fn run_against(app: &ScannedApp, scenario: &Scenario, addr: &str) -> Result<Outcome> {
+    let assistant = assistant(scenario, sandbox(scenario)?)?;
+    let stream = tokio::net::TcpStream::connect(addr).await.with_context(|| format!("connecting to the device at {addr}"))?;
+    let trace = Trace::new();
+    let options = EnrollOptions { trace: Some(trace.clone()), ..Default::default() };
+    let result = assistant.enroll(Link::tcp(stream), app, options).await;
+    let failure = result.as_ref().err().map(|e| format!("{e}"));
+    if let Ok(report) = &result {
+        println!("the device at {addr} committed {} (generation {})", report.relayed.sp_bound_id, report.generation);
+    }
+    Ok(Outcome { enrolled: failure.is_none(), trace, committed: None, failure })
+}
+
+/// Runs a label the way an assistant and its device would.
+pub async fn run(app: &ScannedApp, trusted: TrustedKeys, scenario: &Scenario) -> Result<Outcome> {
+    let device: Eui = scenario.device_id.parse().context("simulate.toml device_id")?;
+    let access: AccessTechnology = scenario.access.parse().context("simulate.toml access")?;
+    let dir = tempfile::tempdir()?;
+    let store = Arc::new(DeviceStore::open(&dir.path().join("device.sqlite"))?);
+    store.provision(device, access)?;
+    let sandbox = sandbox(scenario)?;
+    let assistant = assistant(scenario, sandbox.clone())?;
     let trace = Trace::new();
     let device_runtime =
-        DeviceRuntime::new(sandbox, store.clone(), trusted, timeouts, false)?.with_trace(trace.clone());
+        DeviceRuntime::new(sandbox, store.clone(), trusted, timeouts(scenario), false)?.with_trace(trace.clone());
     let (a, b) = Link::memory_pair();
     let options = EnrollOptions { trace: Some(trace.clone()), ..Default::default() };
     let (phone_side, device_side) = tokio::join!(assistant.enroll(a, app, options), device_runtime.serve(device, b));
@@ -178,6 +205,7 @@ pub fn report(outcome: &Outcome, scenario: &Scenario) -> Result<()> {
         println!("  {event}");
     }
     match &outcome.committed {
+        None if outcome.enrolled => {}
         Some(state) => {
             println!("\ncommitted and sealed (generation {}):", state.generation);
             if let Some(id) = &state.sp_bound_id {

@@ -182,7 +182,7 @@ fn pack_and_batch_refuse_a_half_over_the_runtime_memory_cap_before_signing() {
     pack.extend(pair.iter().map(String::as_str));
     let expected = "error: refusing to pack these halves: the device half's core module asks for 1114112 bytes of initial linear memory; \
                     the runtime's cap is 131072 (link with -zstack-size=16384 --initial-memory=65536 --max-memory=131072, \
-                    as the reference apps do in guest-apps/apps/.cargo/config.toml)\n";
+                    as the .cargo/config.toml that `qr-packer new` writes does)\n";
     assert_eq!(fails(&pack), (Some(2), expected.to_owned()));
     let csv = dir.path().join("devices.csv");
     std::fs::write(&csv, "device_id\nAC-DE-48-00-00-80\n").unwrap();

@@ -158,8 +158,8 @@ impl DeviceHost {
                 Item::ServiceProvider
             }
             HandoverItem::Parameter { name, value } => {
-                self.stage_config(name.clone(), value.into_bytes())?;
-                Item::Parameter(name)
+                self.stage_config(name.clone(), value.clone().into_bytes())?;
+                Item::Parameter((name, value))
             }
             HandoverItem::Record { tag, value } => Item::Record((tag, value)),
             HandoverItem::End => Item::End,

@@ -62,7 +62,7 @@ impl HandoverItem {
             HandoverItem::Network(b) => format!("network credentials ({} bytes)", b.len()),
             HandoverItem::ServiceProvider(b) => format!("service provider {}", b.sp),
             HandoverItem::Parameter { name, value } => format!("parameter {name} ({} bytes)", value.len()),
-            HandoverItem::Record { tag, value } => format!("record {tag} ({} bytes)", value.len()),
+            HandoverItem::Record { tag, value } => format!("record {tag:#010x} ({} bytes)", value.len()),
             HandoverItem::End => "end of items".into(),
             HandoverItem::Identity { sp_bound_id, .. } => format!("identity {sp_bound_id}"),
         }

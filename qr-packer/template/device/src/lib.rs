@@ -21,4 +21,4 @@ impl device::Guest for Device {
     }
 }
 
-enrollment_sdk::device::export_device_half!(Device);
+enrollment_sdk::device_half!(Device);

@@ -22,4 +22,4 @@ impl phone::Guest for Phone {
     }
 }
 
-enrollment_sdk::phone::export_phone_half!(Phone);
+enrollment_sdk::phone_half!(Phone);

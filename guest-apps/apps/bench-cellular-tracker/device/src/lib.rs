@@ -57,7 +57,7 @@ impl enrollment_sdk::device::Guest for CellularTrackerDevice {
     }
 }
 
-enrollment_sdk::device::export_device_half!(CellularTrackerDevice);
+enrollment_sdk::device_half!(CellularTrackerDevice);
 
 fn capabilities() -> Result<u8, ()> {
     let Some(list) = manifest::param("modem") else { return Ok(DEFAULT_CAPABILITIES) };

@@ -56,7 +56,7 @@ impl enrollment_sdk::phone::Guest for CellularTrackerPhone {
     }
 }
 
-enrollment_sdk::phone::export_phone_half!(CellularTrackerPhone);
+enrollment_sdk::phone_half!(CellularTrackerPhone);
 
 /// The capabilities in a status message from the device on the link.
 fn read_status(status: &[u8]) -> Result<u8, ()> {

@@ -49,7 +49,7 @@ impl enrollment_sdk::device::Guest for LorawanSensorDevice {
         device::expect(&Item::Network).map_err(drop)?;
         for expected in NAMES {
             match take::next().map_err(drop)? {
-                Item::Parameter(name) if name == expected => {}
+                Item::Parameter((name, _)) if name == expected => {}
                 _ => return Err(()),
             }
         }
@@ -67,7 +67,7 @@ impl enrollment_sdk::device::Guest for LorawanSensorDevice {
     }
 }
 
-enrollment_sdk::device::export_device_half!(LorawanSensorDevice);
+enrollment_sdk::device_half!(LorawanSensorDevice);
 
 /// Time on air of one frame of `bytes` at 125 kHz, coding rate 4/5, explicit
 /// header, CRC on and an 8-symbol preamble (Semtech AN1200.13), in µs.

@@ -46,7 +46,7 @@ impl enrollment_sdk::phone::Guest for LorawanSensorPhone {
     }
 }
 
-enrollment_sdk::phone::export_phone_half!(LorawanSensorPhone);
+enrollment_sdk::phone_half!(LorawanSensorPhone);
 
 /// `<site> env XX:XX:XX`: the site, then the last three bytes of the EUI,
 /// as printed on the sensor's housing.

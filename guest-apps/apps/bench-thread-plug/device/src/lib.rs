@@ -48,7 +48,7 @@ impl enrollment_sdk::device::Guest for ThreadPlugDevice {
     }
 }
 
-enrollment_sdk::device::export_device_half!(ThreadPlugDevice);
+enrollment_sdk::device_half!(ThreadPlugDevice);
 
 /// The body of a record with the expected tag whose checksum matches.
 fn record(item: Item, tag: u32) -> Result<Vec<u8>, ()> {

@@ -42,7 +42,7 @@ impl enrollment_sdk::phone::Guest for ThreadPlugPhone {
     }
 }
 
-enrollment_sdk::phone::export_phone_half!(ThreadPlugPhone);
+enrollment_sdk::phone_half!(ThreadPlugPhone);
 
 /// The body followed by its checksum.
 fn sealed(mut body: Vec<u8>) -> Vec<u8> {

@@ -17,4 +17,4 @@ impl enrollment_sdk::device::Guest for BleLockDevice {
     }
 }
 
-enrollment_sdk::device::export_device_half!(BleLockDevice);
+enrollment_sdk::device_half!(BleLockDevice);

@@ -17,4 +17,4 @@ impl enrollment_sdk::phone::Guest for BleLockPhone {
     }
 }
 
-enrollment_sdk::phone::export_phone_half!(BleLockPhone);
+enrollment_sdk::phone_half!(BleLockPhone);

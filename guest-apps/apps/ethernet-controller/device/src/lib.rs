@@ -14,4 +14,4 @@ impl enrollment_sdk::device::Guest for EthernetControllerDevice {
     }
 }
 
-enrollment_sdk::device::export_device_half!(EthernetControllerDevice);
+enrollment_sdk::device_half!(EthernetControllerDevice);

@@ -21,4 +21,4 @@ impl enrollment_sdk::phone::Guest for EthernetControllerPhone {
     }
 }
 
-enrollment_sdk::phone::export_phone_half!(EthernetControllerPhone);
+enrollment_sdk::phone_half!(EthernetControllerPhone);

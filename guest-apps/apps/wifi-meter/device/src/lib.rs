@@ -15,4 +15,4 @@ impl enrollment_sdk::device::Guest for WifiMeterDevice {
     }
 }
 
-enrollment_sdk::device::export_device_half!(WifiMeterDevice);
+enrollment_sdk::device_half!(WifiMeterDevice);

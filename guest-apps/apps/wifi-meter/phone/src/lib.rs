@@ -21,4 +21,4 @@ impl enrollment_sdk::phone::Guest for WifiMeterPhone {
     }
 }
 
-enrollment_sdk::phone::export_phone_half!(WifiMeterPhone);
+enrollment_sdk::phone_half!(WifiMeterPhone);

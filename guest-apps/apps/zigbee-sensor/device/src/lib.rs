@@ -18,4 +18,4 @@ impl enrollment_sdk::device::Guest for ZigbeeSensorDevice {
     }
 }
 
-enrollment_sdk::device::export_device_half!(ZigbeeSensorDevice);
+enrollment_sdk::device_half!(ZigbeeSensorDevice);

@@ -16,4 +16,4 @@ impl enrollment_sdk::phone::Guest for ZigbeeSensorPhone {
     }
 }
 
-enrollment_sdk::phone::export_phone_half!(ZigbeeSensorPhone);
+enrollment_sdk::phone_half!(ZigbeeSensorPhone);

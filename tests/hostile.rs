@@ -144,11 +144,12 @@ const TIMEOUT: i32 = 7;
 /// Receives until the link closes: an answer, a timeout or an item that is
 /// not for `receive` (out of order: it stays at the head) all go round again.
 fn receive_until_closed() -> String {
+    let refusal = "(i32.load8_u (i32.const 4))";
     format!(
         "(loop $l (call $receive (i32.const 0)) \
            (br_if $l (i32.or (i32.eqz (i32.load8_u (i32.const 0))) \
-             (i32.or (i32.eq (i32.load8_u (i32.const 4)) (i32.const {TIMEOUT})) \
-                     (i32.eq (i32.load8_u (i32.const 4)) (i32.const {OUT_OF_ORDER}))))))) (i32.const 1)"
+             (i32.or (i32.eq {refusal} (i32.const {TIMEOUT})) (i32.eq {refusal} (i32.const {OUT_OF_ORDER})))))) \
+         (i32.const 1)"
     )
 }
 
@@ -234,10 +235,14 @@ async fn device_half_that_sends_an_oversized_message() {
 
 #[tokio::test]
 async fn device_half_that_never_answers_times_out_the_phone_half() {
-    // The device half never takes an item or finishes; it waits for
+    // The device half takes every item but never finishes; it waits for
     // messages until the link closes.
     let fx = Fixture::new(Duration::from_secs(5), Duration::from_millis(300));
-    let (assistant, device) = fx.enroll_expecting_failure(WIFI_METER.phone, &device_half(&receive_until_closed())).await;
+    let take_to_the_end = "(block $done (loop $l (call $next (i32.const 0)) \
+        (br_if $done (i32.ne (i32.load8_u (i32.const 0)) (i32.const 0))) \
+        (br_if $done (i32.eq (i32.load8_u (i32.const 4)) (i32.const 7))) (br $l)))";
+    let body = format!("{take_to_the_end} {}", receive_until_closed());
+    let (assistant, device) = fx.enroll_expecting_failure(WIFI_METER.phone, &device_half(&body)).await;
     assert!(
         matches!(&assistant, Err(EnrollError::PhoneHalf { error: HalfError::PeerSilent { waited_ms: 300, .. }, .. })),
         "{assistant:?}"

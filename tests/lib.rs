@@ -131,11 +131,20 @@ impl DeviceAgent {
     pub fn spawn(db: &Path, device: &str, access: &str, extra: &[&str]) -> anyhow::Result<Self> {
         let trust = db.with_extension("manufacturer.pub");
         manufacturer().public_to_file(&trust)?;
+        Self::start(db, device, access, &trust, extra)
+    }
+
+    /// Starts `device-agent serve` trusting the manufacturer key file `trust`.
+    pub fn spawn_trusting(db: &Path, device: &str, access: &str, trust: &Path) -> anyhow::Result<Self> {
+        Self::start(db, device, access, trust, &[])
+    }
+
+    fn start(db: &Path, device: &str, access: &str, trust: &Path, extra: &[&str]) -> anyhow::Result<Self> {
         let mut child = Command::new(binary("device-agent")?)
             .args(["serve", "--db"])
             .arg(db)
             .arg("--trust")
-            .arg(&trust)
+            .arg(trust)
             .args(["--device-id", device, "--access", access, "--listen", "127.0.0.1:0"])
             .args(extra)
             .stdout(Stdio::piped())

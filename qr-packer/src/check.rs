@@ -329,12 +329,12 @@ mod tests {
     #[test]
     fn capabilities_are_read_from_the_halves() {
         let wifi = used_capabilities(enrollment_apps::WIFI_METER.phone).unwrap();
-        assert!(wifi.contains(&"assistant.network-credentials".to_string()), "{wifi:?}");
+        assert!(wifi.contains(&"offer.network".to_string()), "{wifi:?}");
         let lock = used_capabilities(enrollment_apps::BLE_LOCK.phone).unwrap();
-        assert!(!lock.contains(&"assistant.network-credentials".to_string()), "{lock:?}");
-        assert!(lock.contains(&"assistant.owner".to_string()), "{lock:?}");
+        assert!(!lock.contains(&"offer.network".to_string()), "{lock:?}");
+        assert!(lock.contains(&"offer.owner".to_string()), "{lock:?}");
         let device = used_capabilities(enrollment_apps::ZIGBEE_SENSOR.device).unwrap();
-        assert!(device.contains(&"device.seal".to_string()) && !device.contains(&"device.set-owner".to_string()), "{device:?}");
+        assert!(device.contains(&"take.finish".to_string()) && !device.contains(&"device.set-config".to_string()), "{device:?}");
         for app in ALL {
             for half in [app.phone, app.device] {
                 for cap in used_capabilities(half).unwrap() {
@@ -347,9 +347,11 @@ mod tests {
     #[test]
     fn worlds_offer_their_interfaces_and_types() {
         let phone = World::Phone.allowed_imports().unwrap();
-        assert!(phone.contains("iot-enroll:enrollment/assistant@0.1.0"));
-        assert!(phone.contains("iot-enroll:enrollment/types@0.1.0"));
-        assert!(!phone.contains("iot-enroll:enrollment/device@0.1.0"));
+        assert!(phone.contains("iot-enroll:enrollment/offer@0.2.0"));
+        assert!(phone.contains("iot-enroll:enrollment/types@0.2.0"));
+        assert!(!phone.contains("iot-enroll:enrollment/take@0.2.0"));
+        let device = World::Device.allowed_imports().unwrap();
+        assert!(device.contains("iot-enroll:enrollment/take@0.2.0") && !device.contains("iot-enroll:enrollment/offer@0.2.0"));
     }
 
     #[test]

@@ -254,6 +254,9 @@ mod tests {
             enrolled_by: None,
             enrolled_at: None,
             enrollments: 0,
+            sp_endpoint: None,
+            sp_public_key: None,
+            config: Default::default(),
         };
         assert_eq!(store.state(&meter).expect("state"), Some(fresh.clone()));
         assert!(store.private_key(&meter).expect("private key").is_none());
@@ -336,6 +339,9 @@ mod tests {
                 enrolled_by: Some(ASSISTANT),
                 enrolled_at: Some(enrolled_at),
                 enrollments: 1,
+                sp_endpoint: Some("https://meters.sp-one.example/v1".into()),
+                sp_public_key: Some([0x5B; 32]),
+                config: [("report-interval".to_string(), b"900".to_vec())].into_iter().collect(),
             }
         );
         let log = store.log(&sensor).expect("log");
@@ -483,7 +489,18 @@ mod tests {
         assert_eq!(receipt.sp_bound_id, new_id);
         assert_eq!(Some(receipt.public_key), before.public_key);
         let after = store.state(&sensor).expect("state").expect("provisioned");
-        assert_eq!(after, DeviceState { generation: 3, sp_bound_id: Some(new_id.clone()), ..before.clone() });
+        // Only the SP part changed, and the old SP's endpoint and key went with it.
+        assert!(before.sp_endpoint.is_some() && before.sp_public_key.is_some());
+        assert_eq!(
+            after,
+            DeviceState {
+                generation: 3,
+                sp_bound_id: Some(new_id.clone()),
+                sp_endpoint: None,
+                sp_public_key: None,
+                ..before.clone()
+            }
+        );
         let log = store.log(&sensor).expect("log");
         let last = log.last().expect("logged");
         assert_eq!((last.generation, last.kind, &last.sp_bound_id), (3, LogKind::RebindSp, &new_id));

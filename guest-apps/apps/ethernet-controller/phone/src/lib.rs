@@ -1,11 +1,11 @@
 //! The phone half of the Ethernet building controller's enrollment (world `phone-half`).
 //!
-//! Wired: no network credentials. Hands over owner and location, names the
-//! controller after the site signed into the label (if any), binds it.
+//! Wired and on DHCP: no network item. Hands over owner and location and
+//! binds it to its service provider.
 
 #![no_std]
 
-use enrollment_sdk::phone::{manifest, offer};
+use enrollment_sdk::phone::offer;
 
 struct EthernetControllerPhone;
 
@@ -13,9 +13,6 @@ impl enrollment_sdk::phone::Guest for EthernetControllerPhone {
     fn enroll() -> Result<(), ()> {
         offer::owner().map_err(drop)?;
         offer::location().map_err(drop)?;
-        if let Some(site) = manifest::param("site") {
-            offer::name(&site).map_err(drop)?;
-        }
         offer::service_provider().map_err(drop)?;
         offer::finish().map_err(drop)
     }

@@ -1,7 +1,7 @@
 //! The device half of the Wi-Fi smart meter's enrollment (world `device-half`).
 //!
-//! Takes whatever the phone half offers (credentials, owner, location, a
-//! reporting interval, the service provider) and finishes at its end.
+//! Takes whatever the phone half offers (credentials, owner, location, the
+//! service provider) and finishes at its end.
 
 #![no_std]
 

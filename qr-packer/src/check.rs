@@ -329,10 +329,10 @@ mod tests {
     #[test]
     fn capabilities_are_read_from_the_halves() {
         let wifi = used_capabilities(enrollment_apps::WIFI_METER.phone).unwrap();
-        assert!(wifi.contains(&"offer.network".to_string()), "{wifi:?}");
+        assert!(wifi.contains(&"offer.assistant".to_string()) && wifi.contains(&"assistant.technology".to_string()), "{wifi:?}");
         let lock = used_capabilities(enrollment_apps::BLE_LOCK.phone).unwrap();
-        assert!(!lock.contains(&"offer.network".to_string()), "{lock:?}");
-        assert!(lock.contains(&"offer.owner".to_string()), "{lock:?}");
+        assert!(!lock.contains(&"assistant.technology".to_string()), "{lock:?}");
+        assert!(lock.contains(&"offer.finish".to_string()), "{lock:?}");
         let device = used_capabilities(enrollment_apps::ZIGBEE_SENSOR.device).unwrap();
         assert!(device.contains(&"take.finish".to_string()) && !device.contains(&"device.set-config".to_string()), "{device:?}");
         for app in ALL {

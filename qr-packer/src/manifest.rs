@@ -68,11 +68,8 @@ pub const CAPABILITIES: &[&str] = &[
     "assistant.resolve-sp",
     "assistant.relay",
     // WIT 0.2.0.
-    "offer.owner",
-    "offer.location",
+    "offer.assistant",
     "offer.name",
-    "offer.network",
-    "offer.service-provider",
     "offer.parameter",
     "offer.record",
     "offer.finish",

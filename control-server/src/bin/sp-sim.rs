@@ -29,7 +29,7 @@ enum Command {
         /// The SP's signing key file (not needed to serve; checked if given).
         #[arg(long)]
         key: Option<PathBuf>,
-        /// Default behaviour: confirm, redirect:<sp>, reject[:<reason>], slow:<ms>, down.
+        /// Default behaviour: confirm, redirect:SP, reject or reject:REASON, slow:MS, down.
         #[arg(long, default_value = "confirm")]
         default_verdict: String,
         /// Per-device behaviour, DEVICE=BEHAVIOUR (repeatable).

@@ -62,7 +62,34 @@ pub mod phone {
     });
 
     pub use self::iot_enroll::enrollment::types::{AccessTechnology, Refusal};
-    pub use self::iot_enroll::enrollment::{assistant, diagnostics, manifest, offer, transport};
+    pub use self::iot_enroll::enrollment::{assistant, diagnostics, manifest, transport};
+
+    /// `offer`: the generated functions, and one per value the assistant
+    /// knows (`offer.assistant(value)` under the name of the value).
+    pub mod offer {
+        pub use super::iot_enroll::enrollment::offer::*;
+        use super::Refusal;
+
+        /// The owner or organisation enrolling the device.
+        pub fn owner() -> Result<(), Refusal> {
+            assistant(AssistantValue::Owner)
+        }
+
+        /// Where the device is installed.
+        pub fn location() -> Result<(), Refusal> {
+            assistant(AssistantValue::Location)
+        }
+
+        /// The credentials of the network the device should join.
+        pub fn network() -> Result<(), Refusal> {
+            assistant(AssistantValue::Network)
+        }
+
+        /// The device's service provider, as the assistant resolved it.
+        pub fn service_provider() -> Result<(), Refusal> {
+            assistant(AssistantValue::ServiceProvider)
+        }
+    }
 
     /// The common hand-over: network credentials (unless the device is BLE,
     /// which its gateway reaches), owner, location and the service provider,

@@ -99,7 +99,7 @@ struct KeygenArgs {
     /// Where to write the signing key (mode 0600).
     #[arg(long)]
     out: PathBuf,
-    /// Where to write the public key for readers (default: <out>.pub.json).
+    /// Where to write the public key for readers (default: OUT.pub.json).
     #[arg(long)]
     public: Option<PathBuf>,
     /// Overwrite existing files.
@@ -197,7 +197,7 @@ struct PackArgs {
     /// The manufacturer signing key file.
     #[arg(long)]
     key: PathBuf,
-    /// Directory for <name>.txt, <name>.png, <name>.svg.
+    /// Directory for NAME.txt, NAME.png, NAME.svg.
     #[arg(long, default_value = ".")]
     out_dir: PathBuf,
     /// Base name of the output files (default: the device id, or the app id).

@@ -217,26 +217,23 @@ impl assistant::Host for PhoneHost {
     }
 }
 
-impl offer::Host for PhoneHost {
-    async fn owner(&mut self) -> wasmtime::Result<Result<(), Refusal>> {
+/// The values the assistant hands over (`offer.assistant`).
+impl PhoneHost {
+    async fn offer_owner(&mut self) -> wasmtime::Result<Result<(), Refusal>> {
         Ok(match self.services.owner() {
             Some(owner) => self.offer(HandoverItem::Owner(owner)).await,
             None => self.refuse(Refusal::Unavailable, "no owner configured".into()),
         })
     }
 
-    async fn location(&mut self) -> wasmtime::Result<Result<(), Refusal>> {
+    async fn offer_location(&mut self) -> wasmtime::Result<Result<(), Refusal>> {
         Ok(match self.services.location() {
             Some(location) => self.offer(HandoverItem::Location(location)).await,
             None => self.refuse(Refusal::Unavailable, "no location configured".into()),
         })
     }
 
-    async fn name(&mut self, name: String) -> wasmtime::Result<Result<(), Refusal>> {
-        Ok(self.offer(HandoverItem::Name(name)).await)
-    }
-
-    async fn network(&mut self) -> wasmtime::Result<Result<(), Refusal>> {
+    async fn offer_network(&mut self) -> wasmtime::Result<Result<(), Refusal>> {
         let technology = self.access;
         if technology == AccessTechnology::BluetoothLe {
             return Ok(self.refuse(Refusal::NotApplicable, "a BLE device joins no network: its gateway reaches it".into()));
@@ -248,7 +245,7 @@ impl offer::Host for PhoneHost {
         })
     }
 
-    async fn service_provider(&mut self) -> wasmtime::Result<Result<(), Refusal>> {
+    async fn offer_service_provider(&mut self) -> wasmtime::Result<Result<(), Refusal>> {
         let binding = match &self.binding {
             Some(binding) => binding.clone(),
             None => {
@@ -266,6 +263,20 @@ impl offer::Host for PhoneHost {
             }
         };
         Ok(self.offer(HandoverItem::ServiceProvider(binding)).await)
+    }
+}
+
+impl offer::Host for PhoneHost {
+    async fn assistant(&mut self, value: offer::AssistantValue) -> wasmtime::Result<Result<(), Refusal>> {
+        match value {
+            offer::AssistantValue::Owner => self.offer_owner().await,
+            offer::AssistantValue::Location => self.offer_location().await,
+            offer::AssistantValue::Network => self.offer_network().await,
+            offer::AssistantValue::ServiceProvider => self.offer_service_provider().await,
+        }
+    }
+    async fn name(&mut self, name: String) -> wasmtime::Result<Result<(), Refusal>> {
+        Ok(self.offer(HandoverItem::Name(name)).await)
     }
 
     async fn parameter(&mut self, name: String, value: String) -> wasmtime::Result<Result<(), Refusal>> {

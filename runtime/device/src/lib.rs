@@ -13,7 +13,7 @@
 //!    capability ([`capability`]): everything the half asks for is staged;
 //! 4. on the assistant's `Commit`, writes the enrollment and seals itself in
 //!    one durable transaction ([`store`]); or re-binds to another SP when
-//!    the assistant it enrolled with asks ([`rebind`]).
+//!    the assistant it enrolled with asks (the `rebind` module).
 //!
 //! This crate has no HTTP stack, no image decoding and no packer: a device
 //! build holds wasmtime (baseline compiler only, where wasmtime has one),

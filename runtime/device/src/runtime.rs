@@ -33,7 +33,7 @@ pub struct DeviceReport {
     pub generation: u64,
     /// A sealed device was enrolled again or moved to another SP.
     pub rebind: bool,
-    /// Only the SP part of the identifier changed ([`crate::rebind`]).
+    /// Only the SP part of the identifier changed (an SP re-bind).
     pub sp_only: bool,
 }
 

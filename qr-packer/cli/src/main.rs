@@ -375,14 +375,15 @@ fn build_cmd(args: BuildArgs) -> Result<ExitCode> {
 
 fn simulate_cmd(args: SimulateArgs) -> Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let (scenario_path, outcome) = if args.target.is_dir() {
-        let config = args.config.unwrap_or_else(|| args.target.join("simulate.toml"));
-        let scenario = simulate::Scenario::load(&config)?;
+    let is_app = args.target.is_dir();
+    let config = args.config.unwrap_or_else(|| {
+        if is_app { args.target.join("simulate.toml") } else { args.target.with_file_name("simulate.toml") }
+    });
+    let scenario = simulate::Scenario::load(&config)?;
+    let outcome = if is_app {
         let app = compile::build_app(&args.target)?;
-        (config, runtime.block_on(simulate::simulate_halves(&app.phone, &app.device, &scenario))?)
+        runtime.block_on(simulate::simulate_halves(&app.phone, &app.device, &scenario))?
     } else {
-        let config = args.config.unwrap_or_else(|| args.target.with_file_name("simulate.toml"));
-        let scenario = simulate::Scenario::load(&config)?;
         let trusted_path = args.trusted.context("a label needs --trusted KEY.pub.json: the key that signed it")?;
         let trusted = TrustedKeys::from_files(&[trusted_path])?;
         let bytes = std::fs::read(&args.target).with_context(|| format!("reading {}", args.target.display()))?;
@@ -391,13 +392,11 @@ fn simulate_cmd(args: SimulateArgs) -> Result<ExitCode> {
         } else {
             enrollment_assistant::ScannedApp::from_image(&bytes, &trusted)?
         };
-        let outcome = match &args.device {
+        match &args.device {
             Some(addr) => runtime.block_on(simulate::run_against(&app, &scenario, addr))?,
             None => runtime.block_on(simulate::run(&app, trusted, &scenario))?,
-        };
-        (config, outcome)
+        }
     };
-    let scenario = simulate::Scenario::load(&scenario_path)?;
     simulate::report(&outcome, &scenario)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -186,11 +186,7 @@ impl PhoneHost {
     /// Checks an item and sends it to the device.
     async fn offer(&mut self, item: HandoverItem) -> Result<(), Refusal> {
         if let Err(e) = item.check() {
-            let refusal = match e {
-                enrollment_host::handover::ItemError::TooLarge => Refusal::TooLarge,
-                enrollment_host::handover::ItemError::Invalid => Refusal::InvalidValue,
-            };
-            return self.refuse(refusal, format!("{}: {e}", item.describe()));
+            return self.refuse(e.refusal(), format!("{}: {e}", item.describe()));
         }
         self.transport.send_item(item).await
     }

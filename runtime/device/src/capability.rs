@@ -21,7 +21,7 @@ use enrollment_host::bindings::device::iot_enroll::enrollment::{
 use enrollment_host::bindings::{Refusal, WitAccessTechnology, to_wit};
 use enrollment_host::credentials::{CredentialsError, NetworkCredentials};
 use enrollment_host::handover::{
-    HandoverItem, ItemError, MAX_CONFIG_ENTRIES, MAX_TEXT, SpBinding, check_name,
+    HandoverItem, MAX_CONFIG_ENTRIES, MAX_TEXT, SpBinding, check_name,
 };
 use enrollment_host::manifest::{Diagnostics, ManifestView};
 use enrollment_host::sandbox::{HalfLimiter, HasLimiter};
@@ -107,7 +107,7 @@ impl DeviceHost {
 
     fn stage_config(&mut self, name: String, value: Vec<u8>) -> Result<(), Refusal> {
         if let Err(e) = check_name(&name) {
-            return self.refuse(item_refusal(e), || format!("configuration name {name:?}: {e}"));
+            return self.refuse(e.refusal(), || format!("configuration name {name:?}: {e}"));
         }
         if value.len() > MAX_TEXT {
             return self.refuse(Refusal::TooLarge, || format!("configuration {name}: {} bytes", value.len()));
@@ -123,7 +123,7 @@ impl DeviceHost {
     /// Checks one item for this device and stages it.
     fn apply(&mut self, item: HandoverItem) -> Result<Item, Refusal> {
         if let Err(e) = item.check() {
-            return self.refuse(item_refusal(e), || format!("{}: {e}", item.describe()));
+            return self.refuse(e.refusal(), || format!("{}: {e}", item.describe()));
         }
         Ok(match item {
             HandoverItem::Owner(owner) => {
@@ -167,13 +167,6 @@ impl DeviceHost {
                 return self.refuse(Refusal::OutOfOrder, || "an identity item from the assistant".into());
             }
         })
-    }
-}
-
-fn item_refusal(e: ItemError) -> Refusal {
-    match e {
-        ItemError::TooLarge => Refusal::TooLarge,
-        ItemError::Invalid => Refusal::InvalidValue,
     }
 }
 

@@ -209,19 +209,24 @@ impl WireFailure {
     /// A failure with a detail (cut to [`MAX_DETAIL`] bytes).
     pub fn new(code: FailureCode, detail: impl Into<String>) -> Self {
         let mut detail = detail.into();
-        if detail.len() > MAX_DETAIL {
-            let mut end = MAX_DETAIL;
-            while !detail.is_char_boundary(end) {
-                end -= 1;
-            }
-            detail.truncate(end);
-        }
+        truncate_on_char_boundary(&mut detail, MAX_DETAIL);
         Self { code, detail: Some(detail) }
     }
 
     /// A failure with its code alone.
     pub fn code(code: FailureCode) -> Self {
         Self { code, detail: None }
+    }
+}
+
+/// Cuts `text` to at most `max` bytes, on a character boundary.
+pub(crate) fn truncate_on_char_boundary(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
     }
 }
 

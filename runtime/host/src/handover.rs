@@ -94,6 +94,16 @@ pub enum ItemError {
     TooLarge,
 }
 
+impl ItemError {
+    /// The refusal a half gets for it.
+    pub fn refusal(self) -> crate::bindings::Refusal {
+        match self {
+            ItemError::TooLarge => crate::bindings::Refusal::TooLarge,
+            ItemError::Invalid => crate::bindings::Refusal::InvalidValue,
+        }
+    }
+}
+
 /// A text value: UTF-8 (guaranteed by the type), bounded, not blank, no
 /// control characters.
 pub fn check_text(text: &str) -> Result<(), ItemError> {

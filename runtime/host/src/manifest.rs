@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use crate::bindings::device::iot_enroll::enrollment::{diagnostics, manifest};
+use crate::failure::truncate_on_char_boundary;
 use crate::trace::{HalfTrace, TraceKind};
 
 /// Most diagnostics lines one half may log.
@@ -63,13 +64,7 @@ impl diagnostics::Host for Diagnostics {
             return Ok(());
         }
         self.logged += 1;
-        if line.len() > MAX_DIAGNOSTIC_LINE {
-            let mut end = MAX_DIAGNOSTIC_LINE;
-            while !line.is_char_boundary(end) {
-                end -= 1;
-            }
-            line.truncate(end);
-        }
+        truncate_on_char_boundary(&mut line, MAX_DIAGNOSTIC_LINE);
         let line: String = line.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
         tracing::debug!(half = %self.trace.half(), "{line}");
         self.trace.record(TraceKind::Diagnostic, || line);

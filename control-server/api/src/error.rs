@@ -58,6 +58,12 @@ pub enum ErrorCode {
     /// The signing SP, or the target SP of a move or redirect, is not registered.
     UnknownSp,
     Internal,
+    /// The request body is larger than the route accepts (its limit is in the message).
+    BodyTooLarge,
+    /// The request was not received and answered within the server's request timeout.
+    RequestTimeout,
+    /// The server is at a concurrency limit for this route; retry later.
+    Overloaded,
 }
 
 /// A code that is not one of [`ErrorCode`]'s (the text as received).
@@ -67,7 +73,7 @@ pub struct UnknownErrorCode(pub String);
 
 impl ErrorCode {
     /// Every code, in the order of the enum.
-    pub const ALL: [ErrorCode; 21] = [
+    pub const ALL: [ErrorCode; 24] = [
         Self::MalformedRequest,
         Self::UnknownField,
         Self::InvalidDeviceId,
@@ -89,6 +95,9 @@ impl ErrorCode {
         Self::TimestampOutOfWindow,
         Self::UnknownSp,
         Self::Internal,
+        Self::BodyTooLarge,
+        Self::RequestTimeout,
+        Self::Overloaded,
     ];
 
     /// The code's text on the wire.
@@ -115,6 +124,9 @@ impl ErrorCode {
             Self::TimestampOutOfWindow => "timestamp_out_of_window",
             Self::UnknownSp => "unknown_sp",
             Self::Internal => "internal",
+            Self::BodyTooLarge => "body_too_large",
+            Self::RequestTimeout => "request_timeout",
+            Self::Overloaded => "overloaded",
         }
     }
 }
@@ -169,6 +181,9 @@ mod tests {
             ErrorCode::TimestampOutOfWindow => 18,
             ErrorCode::UnknownSp => 19,
             ErrorCode::Internal => 20,
+            ErrorCode::BodyTooLarge => 21,
+            ErrorCode::RequestTimeout => 22,
+            ErrorCode::Overloaded => 23,
         };
         for (i, code) in ErrorCode::ALL.into_iter().enumerate() {
             assert_eq!(position(code), i);

@@ -1,6 +1,8 @@
 //! Gateway ↔ control server: resolve a device's SP, then follow the pushed
 //! association updates (SSE or long-poll) and acknowledge them.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 /// A geo-location (degrees), as a gateway sends it and as the control server
@@ -70,6 +72,16 @@ pub struct AssociationEvent {
 
 /// The SSE `event` name of an [`AssociationEvent`] on `GET /v1/updates`.
 pub const ASSOCIATION_EVENT: &str = "association";
+
+/// The control server writes something on an open `GET /v1/updates` stream
+/// (an event, or an SSE comment line as keep-alive) at least this often.
+pub const STREAM_KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// A gateway that has read nothing on its update stream for this long (three
+/// keep-alive periods) takes the connection as dead and reconnects: a
+/// half-open TCP connection or a stalled proxy otherwise keeps it waiting
+/// for ever.
+pub const STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(3 * STREAM_KEEP_ALIVE.as_secs());
 
 /// `GET /v1/updates` query.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,8 +3,11 @@
 //! and service providers (SPs) exchange. The control server and its clients
 //! both use these types, so the wire form has one definition.
 //!
-//! Only data lives here (serde types, no HTTP client or server, no storage),
-//! so any client can depend on it cheaply.
+//! Only data lives here (serde types, no HTTP server, no storage), so any
+//! client can depend on it cheaply. The one exception is opt-in: feature
+//! `http-client` adds [`http_client`], the rules every HTTP client of a
+//! remote party follows (no redirects, bounded answer bodies), so the control
+//! server, the gateway and SPs apply them the same way.
 //!
 //! Modules, one job each:
 //! * [`routes`]: the paths the control server serves, and those an SP serves;
@@ -13,11 +16,16 @@
 //! * [`sp`]: control server ↔ SP: validation, the signed move message's
 //!   payload and its acknowledgement, and the device report a gateway relays
 //!   to an SP;
-//! * [`error`]: the error body every route answers with and its stable codes.
+//! * [`error`]: the error body every route answers with and its stable codes;
+//! * `http_client` (feature `http-client`): redirect-free clients and bounded
+//!   reads of answer bodies.
 
 pub mod error;
 pub mod gateway;
 pub mod routes;
 pub mod sp;
+
+#[cfg(feature = "http-client")]
+pub mod http_client;
 
 pub use error::{ErrorBody, ErrorCode, UnknownErrorCode};

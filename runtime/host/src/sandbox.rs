@@ -13,6 +13,12 @@
 //! - **Bounded memory.** Each half gets at most `max_memory_bytes` of linear
 //!   memory (128 KiB by default), enforced both by the pooling allocator's slot
 //!   size and by a per-store limiter that names the violation.
+//! - **Bounded compiling.** Compiling comes before any deadline, and wasmtime
+//!   bounds neither its time nor its memory, so a half is checked on its raw
+//!   bytes first (size cap, component, imports, world: [`check`]) and compiled
+//!   off the executor, a bounded number at a time, within a timeout
+//!   ([`compile`]). A half refused for what its bytes are is remembered by
+//!   content hash ([`cache::Refusals`]) and not compiled again.
 //! - **Fast and predictable instantiation.** The pooling allocator pre-reserves
 //!   slots for `max_concurrent_halves` halves, and compiled components are kept
 //!   in a content-addressed cache ([`cache`]) so an app seen before is never
@@ -21,7 +27,11 @@
 //!   proposals no enrollment app needs are off.
 
 pub mod cache;
+pub mod check;
+pub mod compile;
 mod limits;
+#[cfg(test)]
+mod tests;
 mod world_imports {
     include!(concat!(env!("OUT_DIR"), "/world_imports.rs"));
 }
@@ -30,10 +40,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use wasmtime::component::{Component, Linker, types::ComponentItem};
+use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
-use cache::{ComponentCache, Digest};
+use cache::{ComponentCache, Digest, Refusals};
+pub use check::MAX_HALF_BYTES;
+use compile::CompileGate;
+pub use compile::{DEFAULT_COMPILE_TIMEOUT, DEFAULT_MAX_CONCURRENT_COMPILES};
 use crate::failure::{FailureCode, WireFailure};
 pub use limits::{HalfLimiter, LimitViolation};
 
@@ -95,6 +108,16 @@ pub struct SandboxConfig {
     pub cache_capacity: usize,
     /// Use the pooling allocator (on by default; off measures the difference).
     pub pooling: bool,
+    /// Largest half compiled, in bytes ([`MAX_HALF_BYTES`]).
+    pub max_half_bytes: usize,
+    /// How many halves compile at once ([`DEFAULT_MAX_CONCURRENT_COMPILES`]).
+    pub max_concurrent_compiles: usize,
+    /// How long one compile, and the wait for a compile slot, may take
+    /// ([`DEFAULT_COMPILE_TIMEOUT`]).
+    pub compile_timeout: Duration,
+    /// How many refused halves are remembered by content hash, so that one
+    /// sent again is refused without compiling it again.
+    pub refusal_capacity: usize,
 }
 
 impl Default for SandboxConfig {
@@ -107,6 +130,10 @@ impl Default for SandboxConfig {
             max_concurrent_halves: 2048,
             cache_capacity: 128,
             pooling: true,
+            max_half_bytes: MAX_HALF_BYTES,
+            max_concurrent_compiles: DEFAULT_MAX_CONCURRENT_COMPILES,
+            compile_timeout: DEFAULT_COMPILE_TIMEOUT,
+            refusal_capacity: 1024,
         }
     }
 }
@@ -151,6 +178,10 @@ impl std::fmt::Display for HalfKind {
 pub enum HalfError {
     #[error("the {0} is a core WebAssembly module, not a component")]
     CoreModule(String),
+    #[error("the {half} is {size} bytes; this runtime compiles halves of at most {max} bytes")]
+    TooLarge { half: String, size: u64, max: u64 },
+    #[error("compiling the {half} took longer than {timeout_ms} ms; it was refused (a real half compiles in milliseconds)")]
+    CompileTimeout { half: String, timeout_ms: u64 },
     #[error("the {half} is not a valid component: {reason}")]
     InvalidComponent { half: String, reason: String },
     #[error("the {half} imports `{name}`, which its world does not offer")]
@@ -182,6 +213,8 @@ impl HalfError {
     pub fn code(&self) -> FailureCode {
         match self {
             HalfError::CoreModule(_) => FailureCode::HalfCoreModule,
+            HalfError::TooLarge { .. } => FailureCode::HalfTooLarge,
+            HalfError::CompileTimeout { .. } => FailureCode::HalfCompileTimeout,
             HalfError::InvalidComponent { .. } => FailureCode::HalfInvalidComponent,
             HalfError::ForeignImport { .. } => FailureCode::HalfForeignImport,
             HalfError::UnsupportedWitVersion { .. } => FailureCode::HalfUnsupportedWit,
@@ -200,6 +233,22 @@ impl HalfError {
     /// This error as it crosses the link.
     pub fn to_wire(&self) -> WireFailure {
         WireFailure::new(self.code(), self.to_string())
+    }
+
+    /// Whether the same bytes would be refused the same way again, so the
+    /// refusal may be remembered by content hash. A host failure or a full
+    /// pool says nothing about the half and is not remembered.
+    pub fn follows_from_the_bytes(&self) -> bool {
+        matches!(
+            self,
+            HalfError::CoreModule(_)
+                | HalfError::TooLarge { .. }
+                | HalfError::CompileTimeout { .. }
+                | HalfError::InvalidComponent { .. }
+                | HalfError::ForeignImport { .. }
+                | HalfError::UnsupportedWitVersion { .. }
+                | HalfError::WrongWorld { .. }
+        )
     }
 }
 
@@ -228,6 +277,8 @@ pub struct PreparedHalf<P> {
 pub struct Sandbox {
     engine: Engine,
     config: SandboxConfig,
+    compiles: CompileGate,
+    refusals: Refusals<(HalfKind, Digest), HalfError>,
     _ticker: EpochTicker,
 }
 
@@ -239,7 +290,9 @@ impl Sandbox {
         }
         let engine = Engine::new(&wasmtime_config(&config)).map_err(|e| SetupError::Engine(format!("{e:#}")))?;
         let ticker = EpochTicker::start(engine.clone(), config.epoch_tick)?;
-        Ok(Self { engine, config, _ticker: ticker })
+        let compiles = CompileGate::new(config.max_concurrent_compiles, config.compile_timeout);
+        let refusals = Refusals::new(config.refusal_capacity);
+        Ok(Self { engine, config, compiles, refusals, _ticker: ticker })
     }
 
     /// The engine, for the linkers of the half modules.
@@ -255,7 +308,8 @@ impl Sandbox {
     /// Checks, compiles and links a half (or takes it from `cache`).
     ///
     /// Refuses anything that is not a component of the right world before any
-    /// code is generated for it.
+    /// code is generated for it; a half refused for what its bytes are is
+    /// refused again from memory, without compiling it again.
     pub async fn prepare<T: 'static, P: Clone + Send + Sync + 'static>(
         &self,
         cache: &ComponentCache<PreparedHalf<P>>,
@@ -264,20 +318,28 @@ impl Sandbox {
         linker: &Linker<T>,
         wrap: fn(wasmtime::component::InstancePre<T>) -> wasmtime::Result<P>,
     ) -> Result<Arc<PreparedHalf<P>>, HalfError> {
+        // Before hashing: the size is the one bound on everything after.
+        if bytes.len() > self.config.max_half_bytes {
+            return Err(HalfError::TooLarge {
+                half: kind.to_string(),
+                size: bytes.len() as u64,
+                max: self.config.max_half_bytes as u64,
+            });
+        }
         let digest = Digest::of(bytes);
-        cache
+        let key = (kind, digest);
+        if let Some(refusal) = self.refusals.get(&key) {
+            return Err(refusal);
+        }
+        let result = cache
             .get_or_try_insert(digest, || async {
-                check_is_component(kind, bytes)?;
-                let engine = self.engine.clone();
-                let owned = bytes.to_vec();
-                let component = tokio::task::spawn_blocking(move || Component::new(&engine, &owned))
-                    .await
-                    .map_err(|e| HalfError::Host { half: kind.to_string(), reason: e.to_string() })?
-                    .map_err(|e| HalfError::InvalidComponent {
-                        half: kind.to_string(),
-                        reason: format!("{e:#}"),
-                    })?;
-                check_imports(&self.engine, kind, &component)?;
+                // A caller that waited on another's failed build lands here
+                // too: the refusal that build remembered answers it.
+                if let Some(refusal) = self.refusals.get(&key) {
+                    return Err(refusal);
+                }
+                check::check_half(kind, bytes, self.config.max_half_bytes)?;
+                let component = self.compiles.compile(&self.engine, kind, bytes).await?;
                 let pre = linker.instantiate_pre(&component).map_err(|e| HalfError::WrongWorld {
                     half: kind.to_string(),
                     reason: format!("{e:#}"),
@@ -288,7 +350,30 @@ impl Sandbox {
                 })?;
                 Ok(PreparedHalf { digest, pre })
             })
-            .await
+            .await;
+        if let Err(refusal) = &result
+            && refusal.follows_from_the_bytes()
+        {
+            self.refusals.insert(key, refusal.clone());
+        }
+        result
+    }
+
+    /// How many compiles this sandbox has started (a compile refused from
+    /// memory, or from its bytes alone, starts none).
+    pub fn compilations(&self) -> u64 {
+        self.compiles.started()
+    }
+
+    /// How many compiles are running now, including ones whose caller
+    /// stopped waiting at the compile timeout.
+    pub fn compiles_running(&self) -> usize {
+        self.compiles.running()
+    }
+
+    /// How many refused halves are remembered.
+    pub fn remembered_refusals(&self) -> usize {
+        self.refusals.len()
     }
 
     /// A fresh store for one run of one half: memory limiter and deadline set.
@@ -425,58 +510,8 @@ fn wasmtime_config(config: &SandboxConfig) -> Config {
     c
 }
 
-/// Refuses core modules and non-wasm before they reach the compiler, with an
-/// error that says which it was.
-fn check_is_component(kind: HalfKind, bytes: &[u8]) -> Result<(), HalfError> {
-    if wasmparser::Parser::is_core_wasm(bytes) {
-        return Err(HalfError::CoreModule(kind.to_string()));
-    }
-    if !wasmparser::Parser::is_component(bytes) {
-        return Err(HalfError::InvalidComponent {
-            half: kind.to_string(),
-            reason: "it does not start with the component-model preamble".into(),
-        });
-    }
-    Ok(())
-}
-
-/// Every import must be one of the world's interfaces: a half gets exactly the
-/// capabilities of its world, and is told by name which import it may not have.
-fn check_imports(engine: &Engine, kind: HalfKind, component: &Component) -> Result<(), HalfError> {
-    let allowed = kind.allowed_imports();
-    let ty = component.component_type();
-    for (name, item) in ty.imports(engine) {
-        if let Some(found) = wit_version_of(name)
-            && found != WIT_VERSION
-        {
-            return Err(HalfError::UnsupportedWitVersion {
-                half: kind.to_string(),
-                found: found.to_string(),
-                supported: WIT_VERSION.to_string(),
-            });
-        }
-        let ok = allowed.contains(&name) && matches!(item.ty, ComponentItem::ComponentInstance(_));
-        if !ok {
-            return Err(HalfError::ForeignImport { half: kind.to_string(), name: name.to_string() });
-        }
-    }
-    let exports: Vec<_> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
-    if !exports.iter().any(|n| n == "enroll") {
-        return Err(HalfError::WrongWorld {
-            half: kind.to_string(),
-            reason: format!("it exports {exports:?}, not `enroll`"),
-        });
-    }
-    Ok(())
-}
-
 /// The version of `iot-enroll:enrollment` this runtime implements.
 pub const WIT_VERSION: &str = world_imports::WIT_VERSION;
-
-/// The package version an import of `iot-enroll:enrollment/...@V` names.
-fn wit_version_of(import: &str) -> Option<&str> {
-    import.strip_prefix("iot-enroll:enrollment/")?.split_once('@').map(|(_, v)| v)
-}
 
 /// Advances the engine's epoch every tick, from its own thread, until the
 /// sandbox is dropped.

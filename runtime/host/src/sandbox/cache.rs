@@ -5,7 +5,10 @@
 //! content-addressed (SHA-256 of the component bytes), bounded (least recently
 //! used entries are dropped first), and single-flight: two enrollments that
 //! ask for the same uncached half at once share one compilation. Failures are
-//! not cached, so a transient host error does not poison an app.
+//! not kept in [`ComponentCache`] (a transient host error must not poison an
+//! app); the refusals that are a property of the bytes themselves are kept,
+//! bounded, in [`Refusals`], so a hostile half sent again and again is
+//! compiled once.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -139,6 +142,69 @@ impl<V> ComponentCache<V> {
     }
 }
 
+/// Refusals remembered by key (kind of half and content hash), bounded: when
+/// full, the least recently used refusal is forgotten first.
+///
+/// Only what follows from the bytes alone belongs here (not a valid
+/// component, a foreign import, a compile that ran out of time): the same
+/// bytes would be refused the same way again, so they are not compiled again.
+pub struct Refusals<K, E> {
+    inner: Mutex<RefusalsInner<K, E>>,
+    capacity: usize,
+}
+
+struct RefusalsInner<K, E> {
+    entries: HashMap<K, (E, u64)>,
+    clock: u64,
+}
+
+impl<K: Eq + std::hash::Hash + Clone, E: Clone> Refusals<K, E> {
+    /// Keeps at most `capacity` refusals (at least one).
+    pub fn new(capacity: usize) -> Self {
+        Self { inner: Mutex::new(RefusalsInner { entries: HashMap::new(), clock: 0 }), capacity: capacity.max(1) }
+    }
+
+    /// The refusal remembered for `key`, if any (and marks it used).
+    pub fn get(&self, key: &K) -> Option<E> {
+        let mut inner = self.lock();
+        inner.clock += 1;
+        let now = inner.clock;
+        let (error, last_used) = inner.entries.get_mut(key)?;
+        *last_used = now;
+        Some(error.clone())
+    }
+
+    /// Remembers `error` for `key`, forgetting the least recently used
+    /// refusal if the memory is full.
+    pub fn insert(&self, key: K, error: E) {
+        let mut inner = self.lock();
+        inner.clock += 1;
+        let now = inner.clock;
+        if !inner.entries.contains_key(&key) && inner.entries.len() >= self.capacity {
+            let oldest = inner.entries.iter().min_by_key(|(_, (_, used))| *used).map(|(k, _)| k.clone());
+            if let Some(oldest) = oldest {
+                inner.entries.remove(&oldest);
+            }
+        }
+        inner.entries.insert(key, (error, now));
+    }
+
+    /// How many refusals are remembered.
+    pub fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    /// Whether no refusal is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, RefusalsInner<K, E>> {
+        // Every mutation is a single insert or remove: poisoning is moot.
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,5 +256,22 @@ mod tests {
         assert!(!cache.contains(&b), "b was the least recently used");
         assert!(cache.contains(&c));
         assert_eq!(cache.len(), 2);
+    }
+
+    #[test]
+    fn refusals_stay_bounded_and_forget_the_least_recently_used() {
+        let refusals = Refusals::<u32, &str>::new(2);
+        refusals.insert(1, "one");
+        refusals.insert(2, "two");
+        assert_eq!(refusals.get(&1), Some("one"));
+        refusals.insert(3, "three");
+        assert_eq!(refusals.len(), 2, "bounded");
+        assert_eq!(refusals.get(&2), None, "2 was the least recently used");
+        assert_eq!(refusals.get(&1), Some("one"));
+        assert_eq!(refusals.get(&3), Some("three"));
+        for k in 10..1000 {
+            refusals.insert(k, "flood");
+        }
+        assert_eq!(refusals.len(), 2, "a flood of refusals stays within the cap");
     }
 }

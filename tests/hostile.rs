@@ -30,6 +30,7 @@ const METER: &str = "AC-DE-48-00-00-80";
 struct Fixture {
     _dir: tempfile::TempDir,
     assistant: AssistantRuntime,
+    services: Arc<ConfiguredAssistant>,
     device: DeviceRuntime,
 }
 
@@ -53,13 +54,13 @@ impl Fixture {
             default_sp: Some(SpIdentity::new("sp-one.example").unwrap()),
             ..Default::default()
         });
-        let timeouts = Timeouts { receive, protocol: Duration::from_secs(5) };
+        let timeouts = Timeouts { receive, protocol: Duration::from_secs(5), ..Timeouts::default() };
         let identity = SigningKey::generate(&mut rand::rngs::OsRng);
-        let assistant = AssistantRuntime::new(sandbox.clone(), services, identity, timeouts).unwrap();
+        let assistant = AssistantRuntime::new(sandbox.clone(), services.clone(), identity, timeouts).unwrap();
         let store = Arc::new(DeviceStore::open(&dir.path().join("device.sqlite")).unwrap());
         store.provision(meter(), AccessTechnology::Wifi).unwrap();
         let device = DeviceRuntime::new(sandbox, store, manufacturer().trusted(), timeouts, true).unwrap();
-        Self { _dir: dir, assistant, device }
+        Self { _dir: dir, assistant, services, device }
     }
 
     /// Short deadlines, but long enough for a debug build to compile the
@@ -447,4 +448,211 @@ async fn a_half_built_for_wit_0_1_0_is_refused_with_the_supported_version() {
         "{device}"
     );
     assert!(device.to_string().contains("qr-packer build"), "{device}");
+}
+
+// ---------------------------------------------------------------------------
+// Hostile peers: the other end of the link is not a runtime but the test,
+// doing what a malicious phone or device could.
+
+use enrollment_host::frame::{Enrolled, Frame, Hello, PROTOCOL_VERSION, Start};
+use enrollment_host::handover::HandoverItem;
+
+/// Longest a test waits for a runtime that should have given up by itself;
+/// reaching it means the runtime was held.
+const HELD: Duration = Duration::from_secs(60);
+
+/// Says Hello as the meter and takes the assistant's Start.
+async fn pose_as_the_meter(link: &mut Link) -> Start {
+    let hello = Hello {
+        protocol: PROTOCOL_VERSION,
+        device_id: meter().as_bytes().to_vec(),
+        access: "wifi".into(),
+        sealed: false,
+        nonce: [9; 32],
+    };
+    link.tx.send(Frame::Hello(hello)).await.unwrap();
+    loop {
+        match link.rx.recv_within(HELD).await.unwrap() {
+            Frame::Start(start) => return start,
+            _ => continue,
+        }
+    }
+}
+
+/// Reads until `stop` matches a frame; `None` if the link closed first.
+async fn read_until(link: &mut Link, stop: impl Fn(&Frame) -> bool) -> Option<Frame> {
+    loop {
+        match link.rx.recv_within(HELD).await {
+            Ok(frame) if stop(&frame) => return Some(frame),
+            Ok(_) => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_device_that_names_another_sp_is_never_relayed_to_it() {
+    let fx = Fixture::quick();
+    let (a, mut peer) = Link::memory_pair();
+    let app = hostile_label(WIFI_METER.phone, WIFI_METER.device);
+    let evil = format!("evil-sp.example/wifi/{METER}");
+    let device = async {
+        pose_as_the_meter(&mut peer).await;
+        // The device claims an identity under an SP of its own choosing, and
+        // says it staged exactly that.
+        let identity = HandoverItem::Identity { sp_bound_id: evil.clone(), public_key: [7; 32] };
+        peer.tx.send(Frame::Item(identity)).await.unwrap();
+        if let Some(abort @ Frame::Abort(_)) = read_until(&mut peer, |f| matches!(f, Frame::Close | Frame::Abort(_))).await {
+            return Some(abort);
+        }
+        let ready = Enrolled { sp_bound_id: evil.clone(), public_key: [7; 32] };
+        let _ = peer.tx.send(Frame::ReadyToCommit(ready)).await;
+        read_until(&mut peer, |f| matches!(f, Frame::Commit | Frame::Abort(_))).await
+    };
+    let (result, last) = tokio::time::timeout(HELD, async { tokio::join!(fx.assistant.enroll(a, &app, EnrollOptions::default()), device) })
+        .await
+        .expect("the assistant was held");
+    assert!(fx.services.relayed().is_empty(), "relayed to the device's own SP: {:?}", fx.services.relayed());
+    match result {
+        Err(EnrollError::PhoneHalf { refusal: Some(refusal), .. }) => {
+            assert!(refusal.contains("names SP evil-sp.example, but this device is bound to sp-one.example"), "{refusal}");
+        }
+        other => panic!("expected the phone half's finish to be refused, got {other:?}"),
+    }
+    assert!(matches!(last, Some(Frame::Abort(_))), "the device is told why, never to commit: {last:?}");
+}
+
+#[tokio::test]
+async fn a_device_that_trickles_stray_frames_cannot_hold_the_assistant() {
+    let fx = Fixture::quick();
+    let (a, mut peer) = Link::memory_pair();
+    let app = hostile_label(WIFI_METER.phone, WIFI_METER.device);
+    let device = async {
+        pose_as_the_meter(&mut peer).await;
+        let honest = HandoverItem::Identity { sp_bound_id: format!("sp-one.example/wifi/{METER}"), public_key: [7; 32] };
+        peer.tx.send(Frame::Item(honest)).await.unwrap();
+        read_until(&mut peer, |f| matches!(f, Frame::Close | Frame::Abort(_))).await;
+        // Never ReadyToCommit: a stray frame every 100 ms instead, each of
+        // which used to restart the assistant's 5 s wait.
+        while peer.tx.send(Frame::Message(vec![0])).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let result = tokio::time::timeout(HELD, async {
+        tokio::select! {
+            result = fx.assistant.enroll(a, &app, EnrollOptions::default()) => result,
+            () = device => panic!("the trickling peer stopped first"),
+        }
+    })
+    .await
+    .expect("the assistant was held by a trickling device");
+    match result {
+        Err(EnrollError::Link { during, failure: enrollment_host::link::LinkFailure::Timeout(waited) }) => {
+            assert_eq!(during, "waiting for the device half to finish");
+            assert_eq!(waited, Duration::from_secs(5), "the protocol timeout, not restarted");
+        }
+        other => panic!("expected a protocol timeout, got {other:?}"),
+    }
+    assert!(fx.services.relayed().is_empty());
+}
+
+#[tokio::test]
+async fn a_device_half_whose_peer_stops_reading_is_stopped_at_its_deadline() {
+    let fx = Fixture::quick();
+    let before = fx.state();
+    let (mut phone, b) = Link::memory_pair();
+    // Sends one-byte messages for ever; the peer reads none of them, so the
+    // host's send waits once the link is full.
+    let flood = device_half("(loop $l (call $send (i32.const 4096) (i32.const 1) (i32.const 0)) (br $l)) (i32.const 0)");
+    let app = hostile_label(WIFI_METER.phone, &flood);
+    let peer = async {
+        let _hello = phone.rx.recv_within(HELD).await.unwrap();
+        let start = Start { payload: app.signed_bytes().to_vec(), assistant_key: [3; 32], rebind: None };
+        phone.tx.send(Frame::Start(start)).await.unwrap();
+        // Holds the link open and reads nothing.
+        tokio::time::sleep(HELD * 2).await;
+        phone
+    };
+    let result = tokio::time::timeout(HELD, async {
+        tokio::select! {
+            result = fx.device.serve(meter(), b) => result,
+            _ = peer => panic!("the peer let go first"),
+        }
+    })
+    .await
+    .expect("the device was held by a peer that stopped reading");
+    let failure = result.unwrap_err();
+    assert!(is_half(&failure, |e| matches!(e, HalfError::DeadlineExceeded { deadline_ms: 2000, .. })), "{failure}");
+    assert_eq!(fx.state(), before);
+}
+
+/// Assistant services whose control server is down, counting the asks.
+struct UnreachableControl {
+    asked: std::sync::atomic::AtomicU32,
+}
+
+impl enrollment_assistant::AssistantServices for UnreachableControl {
+    fn location(&self) -> Option<String> {
+        None
+    }
+    fn owner(&self) -> Option<String> {
+        None
+    }
+    fn network_credentials(&self, _: AccessTechnology) -> Option<NetworkCredentials> {
+        None
+    }
+    fn resolve_sp(
+        &self,
+        _: Eui,
+        _: AccessTechnology,
+    ) -> futures::future::BoxFuture<'_, Result<enrollment_assistant::SpBinding, enrollment_assistant::ResolveError>> {
+        self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async { Err(enrollment_assistant::ResolveError::Unreachable("connection refused".into())) })
+    }
+    fn relay(
+        &self,
+        _: enrollment_assistant::RelayedDevice,
+    ) -> futures::future::BoxFuture<'_, Result<(), enrollment_assistant::RelayError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[tokio::test]
+async fn a_phone_half_that_asks_for_its_sp_in_a_loop_costs_a_few_requests() {
+    let sandbox = Arc::new(Sandbox::new(SandboxConfig { half_deadline: Duration::from_secs(2), ..SandboxConfig::default() }).unwrap());
+    let control = Arc::new(UnreachableControl { asked: Default::default() });
+    let identity = SigningKey::generate(&mut rand::rngs::OsRng);
+    let assistant = AssistantRuntime::new(sandbox, control.clone(), identity, Timeouts::default()).unwrap();
+    // offer.assistant(service-provider) 100,000 times, whatever it answers.
+    let phone = componentize(
+        "phone-half",
+        &format!(
+            "(module {PHONE_IMPORTS} \
+               (import \"iot-enroll:enrollment/offer@0.2.0\" \"assistant\" (func $offer (param i32 i32))) \
+               {RUNTIME} \
+               (func (export \"enroll\") (result i32) (local $i i32) \
+                 (loop $l (call $offer (i32.const 3) (i32.const 0)) \
+                   (local.set $i (i32.add (local.get $i) (i32.const 1))) \
+                   (br_if $l (i32.lt_u (local.get $i) (i32.const 100000)))) \
+                 (i32.const 1)))"
+        ),
+    );
+    let app = hostile_label(&phone, WIFI_METER.device);
+    let (a, mut peer) = Link::memory_pair();
+    let device = async {
+        pose_as_the_meter(&mut peer).await;
+        read_until(&mut peer, |f| matches!(f, Frame::Abort(_))).await
+    };
+    let (result, _) = tokio::join!(assistant.enroll(a, &app, EnrollOptions::default()), device);
+    match result {
+        Err(EnrollError::PhoneHalf { refusal: Some(refusal), .. }) => {
+            assert!(refusal.contains("asked 3 times in this enrollment"), "{refusal}");
+        }
+        other => panic!("expected the phone half to fail, got {other:?}"),
+    }
+    assert_eq!(
+        control.asked.load(std::sync::atomic::Ordering::SeqCst),
+        enrollment_assistant::capability::MAX_RESOLVES,
+        "one enrollment asks the control server at most a few times"
+    );
 }

@@ -64,7 +64,7 @@ impl Bench {
         let config = SandboxConfig { max_concurrent_halves: 2200, ..SandboxConfig::default() };
         let sandbox = Arc::new(Sandbox::new(config).expect("sandbox"));
         let services = services();
-        let timeouts = Timeouts { receive: Duration::from_secs(60), protocol: Duration::from_secs(60) };
+        let timeouts = Timeouts { receive: Duration::from_secs(60), protocol: Duration::from_secs(60), ..Timeouts::default() };
         let identity = SigningKey::generate(&mut rand::rngs::OsRng);
         let assistant = Arc::new(AssistantRuntime::new(sandbox.clone(), services, identity, timeouts).expect("assistant"));
         let store = Arc::new(DeviceStore::open(&dir.path().join("fleet.sqlite")).expect("store"));

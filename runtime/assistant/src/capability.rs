@@ -119,6 +119,12 @@ impl AssistantServices for ConfiguredAssistant {
     }
 }
 
+/// Most times one enrollment asks [`AssistantServices::resolve_sp`]: a
+/// success is kept for the rest of the enrollment, a definite "unknown" or
+/// "rejected" too; only an unreachable control server is asked again, this
+/// many times in all. (In a gateway every ask is a control-server request.)
+pub const MAX_RESOLVES: u32 = 3;
+
 /// Store data of a phone half.
 pub struct PhoneHost {
     pub transport: TransportEnd,
@@ -130,6 +136,10 @@ pub struct PhoneHost {
     access: AccessTechnology,
     /// The binding resolved for this enrollment (asked once, then kept).
     binding: Option<SpBinding>,
+    /// A definite "no" to the resolve, kept like a binding.
+    resolve_refused: Option<ResolveError>,
+    /// Times `resolve_sp` was asked in this enrollment.
+    resolves: u32,
     /// What the device answered `finish` with, to relay.
     pub relay: Option<RelayedDevice>,
     /// Time spent waiting for `service-provider` answers (the control server).
@@ -157,6 +167,8 @@ impl PhoneHost {
             device,
             access,
             binding: None,
+            resolve_refused: None,
+            resolves: 0,
             relay: None,
             resolve_time: std::time::Duration::ZERO,
             last_refusal: None,
@@ -242,23 +254,42 @@ impl PhoneHost {
     }
 
     async fn offer_service_provider(&mut self) -> wasmtime::Result<Result<(), Refusal>> {
-        let binding = match &self.binding {
-            Some(binding) => binding.clone(),
-            None => {
-                let asked = std::time::Instant::now();
-                let answer = self.services.resolve_sp(self.device, self.access).await;
-                self.resolve_time += asked.elapsed();
-                match answer {
-                    Ok(binding) => {
-                        self.binding = Some(binding.clone());
-                        binding
-                    }
-                    Err(e @ ResolveError::Unreachable(_)) => return Ok(self.refuse(Refusal::Unreachable, e.to_string())),
-                    Err(e) => return Ok(self.refuse(Refusal::Unavailable, e.to_string())),
-                }
-            }
+        let binding = match self.resolve().await {
+            Ok(binding) => binding,
+            Err((refusal, why)) => return Ok(self.refuse(refusal, why)),
         };
         Ok(self.offer(HandoverItem::ServiceProvider(binding)).await)
+    }
+
+    /// The binding the assistant's services resolved for this device, asked
+    /// at most [`MAX_RESOLVES`] times per enrollment.
+    async fn resolve(&mut self) -> Result<SpBinding, (Refusal, String)> {
+        if let Some(binding) = &self.binding {
+            return Ok(binding.clone());
+        }
+        if let Some(refused) = &self.resolve_refused {
+            return Err((Refusal::Unavailable, refused.to_string()));
+        }
+        if self.resolves >= MAX_RESOLVES {
+            let why = format!("the service provider was asked {MAX_RESOLVES} times in this enrollment; no more");
+            return Err((Refusal::BudgetExhausted, why));
+        }
+        self.resolves += 1;
+        let asked = std::time::Instant::now();
+        let answer = self.services.resolve_sp(self.device, self.access).await;
+        self.resolve_time += asked.elapsed();
+        match answer {
+            Ok(binding) => {
+                self.binding = Some(binding.clone());
+                Ok(binding)
+            }
+            Err(e @ ResolveError::Unreachable(_)) => Err((Refusal::Unreachable, e.to_string())),
+            Err(e) => {
+                let why = e.to_string();
+                self.resolve_refused = Some(e);
+                Err((Refusal::Unavailable, why))
+            }
+        }
     }
 }
 
@@ -302,8 +333,28 @@ impl offer::Host for PhoneHost {
         let Ok(sp_bound_id) = sp_bound_id.parse::<SpBoundId>() else {
             return Ok(self.refuse(Refusal::InvalidValue, "finish: the device's identity is not an SP-bound identifier".into()));
         };
-        if sp_bound_id.device() != &self.device {
-            return Ok(self.refuse(Refusal::InvalidValue, "finish: the identity names another device".into()));
+        if sp_bound_id.device() != &self.device || sp_bound_id.access() != self.access {
+            let why = format!("finish: the identity {sp_bound_id} names another device or access technology");
+            return Ok(self.refuse(Refusal::InvalidValue, why));
+        }
+        // The SP comes from the assistant's services (the control server),
+        // whatever the device or either half says: an identity for any other
+        // SP is never relayed.
+        match &self.binding {
+            Some(binding) if binding.sp == sp_bound_id.sp().as_str() => {}
+            Some(binding) => {
+                let why = format!(
+                    "finish: the device's identity names SP {}, but this device is bound to {}",
+                    sp_bound_id.sp(),
+                    binding.sp
+                );
+                return Ok(self.refuse(Refusal::InvalidValue, why));
+            }
+            None => {
+                let why = "finish: the device's identity names an SP, but no service provider was offered \
+                           (offer.assistant(service-provider) first)";
+                return Ok(self.refuse(Refusal::OutOfOrder, why.into()));
+            }
         }
         self.relay = Some(RelayedDevice { sp_bound_id, public_key });
         Ok(Ok(()))

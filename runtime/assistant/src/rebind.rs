@@ -60,6 +60,8 @@ pub async fn rebind_sp(
     new_sp: &SpIdentity,
     timeout: Duration,
 ) -> Result<RebindReport, RebindError> {
+    // Two waits of `timeout` at most, and no more for the whole exchange.
+    link.end_session_at(timeout * 2, enrollment_host::link::DEFAULT_SEND_WAIT);
     let hello = match recv(&mut link, timeout, "waiting for the device's Hello").await? {
         Frame::Hello(hello) => hello,
         Frame::Failed(f) => return Err(RebindError::Device(f)),
@@ -70,7 +72,7 @@ pub async fn rebind_sp(
     }
     let device = Eui::from_bytes(&hello.device_id).map_err(|e| RebindError::Protocol(format!("device id: {e}")))?;
     if !hello.sealed {
-        let _ = link.tx.send(Frame::Abort(WireFailure::new(FailureCode::NotEnrolled, "nothing to re-bind"))).await;
+        let _ = link.tx.send_last_word(Frame::Abort(WireFailure::new(FailureCode::NotEnrolled, "nothing to re-bind"))).await;
         return Err(RebindError::NotEnrolled);
     }
     let signature = identity.sign(&rebind_sp_message(&hello.device_id, &hello.nonce, new_sp.as_str()));

@@ -22,7 +22,7 @@ use enrollment_host::link::{Link, LinkFailure};
 use enrollment_host::sandbox::cache::ComponentCache;
 use enrollment_host::sandbox::{HalfError, HalfKind, PreparedHalf, Sandbox, SetupError};
 use enrollment_host::manifest::ManifestView;
-use enrollment_host::session::{Timeouts, last_word};
+use enrollment_host::session::{self, Phase, Timeouts, last_word, within_deadline};
 use enrollment_host::trace::{HalfTrace, Trace};
 use enrollment_host::transport::TransportEnd;
 use sp_bound_id::{AccessTechnology, Eui, IdentifierError, SpBoundId};
@@ -151,7 +151,8 @@ impl AssistantRuntime {
     ) -> Result<EnrollmentReport, EnrollError> {
         let mut timings = StageTimings::default();
         let t = Instant::now();
-        let hello = match recv(&mut link, self.timeouts.protocol, "waiting for the device's Hello").await? {
+        let clock = session::start(&mut link, self.timeouts);
+        let hello = match recv(&mut link, clock.phase(), "waiting for the device's Hello").await? {
             Frame::Hello(hello) => hello,
             other => return Err(unexpected("Hello", &other)),
         };
@@ -201,10 +202,11 @@ impl AssistantRuntime {
         let manifest = ManifestView::of(app.manifest());
         let host = PhoneHost::new(transport, manifest, self.services.clone(), device, access, max_memory);
         let mut store = self.sandbox.store(host);
-        let result = async {
+        let until = clock.half_until(self.sandbox.config().half_deadline);
+        let result = within_deadline(HalfKind::Phone, until, async {
             let instance = prepared.pre.instantiate_async(&mut store).await?;
             instance.call_enroll(&mut store).await
-        }
+        })
         .await;
         let outcome = self.sandbox.outcome(HalfKind::Phone, &mut store, result);
         let host = store.into_data();
@@ -238,7 +240,7 @@ impl AssistantRuntime {
         let t = Instant::now();
         let ready = match control {
             Some(frame) => frame,
-            None => self.next_protocol_frame(&mut link, "waiting for the device half to finish").await?,
+            None => next_protocol_frame(&mut link, clock.phase(), "waiting for the device half to finish").await?,
         };
         let ready = match ready {
             Frame::ReadyToCommit(ready) => ready,
@@ -263,7 +265,7 @@ impl AssistantRuntime {
 
         let t = Instant::now();
         link.tx.send(Frame::Commit).await.map_err(EnrollError::CommitUnknown)?;
-        let answer = match self.next_protocol_frame(&mut link, "waiting for Committed").await {
+        let answer = match next_protocol_frame(&mut link, clock.phase(), "waiting for Committed").await {
             Ok(frame) => frame,
             Err(EnrollError::Link { failure, .. }) => return Err(EnrollError::CommitUnknown(failure)),
             Err(e) => return Err(e),
@@ -279,15 +281,11 @@ impl AssistantRuntime {
         }
     }
 
-    /// The next frame that is not a leftover transport message.
-    async fn next_protocol_frame(&self, link: &mut Link, during: &'static str) -> Result<Frame, EnrollError> {
-        loop {
-            match recv(link, self.timeouts.protocol, during).await? {
-                Frame::Message(_) | Frame::Item(_) => continue,
-                frame => return Ok(frame),
-            }
-        }
-    }
+}
+
+/// The next frame of `phase` that is not a leftover transport message.
+async fn next_protocol_frame(link: &mut Link, phase: Phase, during: &'static str) -> Result<Frame, EnrollError> {
+    phase.next_protocol_frame(link).await.map_err(|failure| EnrollError::Link { during, failure })
 }
 
 /// Parses the SP-bound identifier a device committed.
@@ -295,8 +293,8 @@ pub fn committed_identifier(enrolled: &Enrolled) -> Result<SpBoundId, Identifier
     enrolled.sp_bound_id.parse()
 }
 
-async fn recv(link: &mut Link, timeout: Duration, during: &'static str) -> Result<Frame, EnrollError> {
-    link.rx.recv_within(timeout).await.map_err(|failure| EnrollError::Link { during, failure })
+async fn recv(link: &mut Link, phase: Phase, during: &'static str) -> Result<Frame, EnrollError> {
+    phase.next_frame(link).await.map_err(|failure| EnrollError::Link { during, failure })
 }
 
 async fn send(link: &mut Link, frame: Frame, during: &'static str) -> Result<(), EnrollError> {
@@ -305,7 +303,7 @@ async fn send(link: &mut Link, frame: Frame, during: &'static str) -> Result<(),
 
 /// Tells the device why the assistant gives up; the device may be gone already.
 async fn abort(link: &mut Link, code: FailureCode, detail: impl Into<String>) {
-    let _ = link.tx.send(Frame::Abort(WireFailure::new(code, detail))).await;
+    let _ = link.tx.send_last_word(Frame::Abort(WireFailure::new(code, detail))).await;
 }
 
 fn unexpected(expected: &'static str, got: &Frame) -> EnrollError {

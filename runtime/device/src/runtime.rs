@@ -14,7 +14,7 @@ use enrollment_host::frame::{Enrolled, Frame, Hello, PROTOCOL_VERSION, RebindSp,
 use enrollment_host::link::{Link, LinkFailure};
 use enrollment_host::sandbox::cache::ComponentCache;
 use enrollment_host::sandbox::{HalfKind, PreparedHalf, Sandbox, SetupError};
-use enrollment_host::session::{Timeouts, last_word};
+use enrollment_host::session::{self, SessionClock, Timeouts, last_word, within_deadline};
 use enrollment_host::trace::{HalfTrace, Trace};
 use enrollment_host::transport::TransportEnd;
 use qr_packer::TrustedKeys;
@@ -90,15 +90,16 @@ impl DeviceRuntime {
     /// Serves one enrollment session for `device` over `link`. On any failure
     /// the assistant is told why and the device's store is unchanged.
     pub async fn serve(&self, device: Eui, mut link: Link) -> Result<DeviceReport, DeviceFailure> {
-        let result = self.session(device, &mut link).await;
+        let clock = session::start(&mut link, self.timeouts);
+        let result = self.session(device, &mut link, clock).await;
         if let Err(failure) = &result {
             tracing::info!(%device, %failure, "enrollment failed; device unchanged");
-            let _ = link.tx.send(Frame::Failed(failure.to_wire())).await;
+            let _ = link.tx.send_last_word(Frame::Failed(failure.to_wire())).await;
         }
         result
     }
 
-    async fn session(&self, device: Eui, link: &mut Link) -> Result<DeviceReport, DeviceFailure> {
+    async fn session(&self, device: Eui, link: &mut Link, clock: SessionClock) -> Result<DeviceReport, DeviceFailure> {
         let state = self
             .store
             .state(&device)
@@ -114,7 +115,7 @@ impl DeviceRuntime {
             nonce,
         };
         link.tx.send(Frame::Hello(hello)).await.map_err(protocol)?;
-        let start = match link.rx.recv_within(self.timeouts.protocol).await.map_err(protocol)? {
+        let start = match clock.phase().next_frame(link).await.map_err(protocol)? {
             Frame::Start(start) => start,
             Frame::RebindSp(request) => return self.rebind_sp(device, &state, &nonce, &request, link).await,
             Frame::Abort(why) => return Err(DeviceFailure::Aborted(why)),
@@ -150,10 +151,11 @@ impl DeviceRuntime {
         let max_memory = self.sandbox.config().max_memory_bytes;
         let host = DeviceHost::new(transport, manifest, device, state.access, max_memory);
         let mut store = self.sandbox.store(host);
-        let result = async {
+        let until = clock.half_until(self.sandbox.config().half_deadline);
+        let result = within_deadline(HalfKind::Device, until, async {
             let instance = prepared.pre.instantiate_async(&mut store).await?;
             instance.call_enroll(&mut store).await
-        }
+        })
         .await;
         let outcome = self.sandbox.outcome(HalfKind::Device, &mut store, result);
         let host = store.into_data();
@@ -181,14 +183,12 @@ impl DeviceRuntime {
             Enrolled { sp_bound_id: sp_bound_id.to_string(), public_key: signing_key.verifying_key().to_bytes() };
         link.tx.send(Frame::ReadyToCommit(enrolled.clone())).await.map_err(protocol)?;
 
-        loop {
-            match link.rx.recv_within(self.timeouts.protocol).await.map_err(protocol)? {
-                Frame::Commit => break,
-                Frame::Close | Frame::Message(_) | Frame::Item(_) => continue,
-                Frame::Abort(why) => return Err(DeviceFailure::Aborted(why)),
-                other => {
-                    return Err(DeviceFailure::Protocol(format!("expected Commit, got {}", frame_name(&other))));
-                }
+        // One deadline for the whole wait: stray frames do not restart it.
+        match clock.phase().next_protocol_frame(link).await.map_err(protocol)? {
+            Frame::Commit => {}
+            Frame::Abort(why) => return Err(DeviceFailure::Aborted(why)),
+            other => {
+                return Err(DeviceFailure::Protocol(format!("expected Commit, got {}", frame_name(&other))));
             }
         }
         let network = match staged.network.map(|n| n.encode()) {

@@ -11,8 +11,10 @@
 //! on once the half has returned.
 //!
 //! Limits are the host's: a receive that waits longer than the configured
-//! timeout answers `timeout`, and a message over [`MAX_MESSAGE`] bytes ends
-//! the half that sent it with [`HalfError::MessageTooLarge`].
+//! timeout answers `timeout`, a message over [`MAX_MESSAGE`] bytes ends
+//! the half that sent it with [`HalfError::MessageTooLarge`], and a half
+//! that has sent [`MAX_SENDS`] messages and items in one enrollment is
+//! refused more with `budget-exhausted` (each send costs the peer work).
 
 use std::time::Duration;
 
@@ -23,6 +25,10 @@ use crate::handover::HandoverItem;
 use crate::link::{Link, LinkFailure, MAX_MESSAGE};
 use crate::sandbox::{HalfError, HalfErrorBox, HalfKind};
 use crate::trace::{HalfTrace, TraceKind};
+
+/// Most messages and hand-over items one half may send in one enrollment;
+/// the reference apps send fewer than 20.
+pub const MAX_SENDS: u32 = 512;
 
 /// One half's end of the link.
 pub struct TransportEnd {
@@ -96,6 +102,10 @@ impl TransportEnd {
     async fn send_frame(&mut self, frame: Frame) -> Result<(), Refusal> {
         if self.ended() {
             return Err(Refusal::Closed);
+        }
+        if self.sent >= MAX_SENDS {
+            self.trace.record(TraceKind::Refused, || format!("send: the budget of {MAX_SENDS} sends is spent"));
+            return Err(Refusal::BudgetExhausted);
         }
         match self.link.tx.send(frame).await {
             Ok(()) => {

@@ -92,9 +92,9 @@ mod testing;
 mod writer;
 
 pub use schema::SCHEMA_VERSION;
-pub use writer::{MAX_BATCH, WriterStats};
+pub use writer::{MAX_BATCH, MAX_QUEUED, WriterStats};
 
-use writer::{Counters, Job, Queued};
+use writer::{Counters, Job, Jobs, Queued};
 
 /// Read connections kept open between reads.
 const MAX_IDLE_READERS: usize = 4;
@@ -109,6 +109,10 @@ pub enum StoreError {
         #[source]
         source: Arc<rusqlite::Error>,
     },
+    /// The writer's queue is full ([`writer::MAX_QUEUED`] operations): the
+    /// operation was not queued; nothing changed. Try again shortly.
+    #[error("the device store is busy ({queued} writes are waiting for the disk); nothing was written, try again shortly")]
+    Busy { queued: usize },
     /// The device is not provisioned in this store.
     #[error("device {0} is not provisioned in this store")]
     UnknownDevice(Eui),
@@ -276,7 +280,7 @@ pub struct LogEntry {
 /// The device store: one SQLite file, one writer thread, pooled readers.
 pub struct DeviceStore {
     path: PathBuf,
-    jobs: Option<mpsc::Sender<Queued>>,
+    jobs: Option<Jobs>,
     writer: Option<JoinHandle<()>>,
     readers: Mutex<Vec<Connection>>,
     counters: Arc<Counters>,
@@ -385,7 +389,10 @@ impl DeviceStore {
     /// is [`Job`] itself.
     fn send(&self, job: impl Into<Queued>) -> Result<(), StoreError> {
         let jobs = self.jobs.as_ref().ok_or(StoreError::WriterGone)?;
-        jobs.send(job.into()).map_err(|_| StoreError::WriterGone)
+        jobs.try_send(job.into()).map_err(|e| match e {
+            mpsc::TrySendError::Full(_) => StoreError::Busy { queued: writer::MAX_QUEUED },
+            mpsc::TrySendError::Disconnected(_) => StoreError::WriterGone,
+        })
     }
 
     /// Runs `f` on a pooled read connection.

@@ -27,8 +27,16 @@ use sp_bound_id::{AccessTechnology, Eui, SpBoundId};
 use super::ops::{commit_in, provision_in, rebind_in};
 use super::{CommitReceipt, During, Enrollment, StoreError};
 
+/// Where operations are queued for the writer.
+pub(super) type Jobs = mpsc::SyncSender<Queued>;
+
 /// Most operations the writer puts in one transaction.
 pub const MAX_BATCH: usize = 256;
+
+/// Most operations waiting for the writer. A caller beyond it is told at
+/// once that the store is busy ([`StoreError::Busy`]) instead of the queue
+/// growing without bound while the disk is slow.
+pub const MAX_QUEUED: usize = 4 * MAX_BATCH;
 
 /// Counters of the writer thread, for benchmarks and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -166,8 +174,8 @@ impl Operation for Job {
 pub(super) fn spawn(
     conn: Connection,
     counters: Arc<Counters>,
-) -> Result<(mpsc::Sender<Queued>, JoinHandle<()>), StoreError> {
-    let (jobs, queue) = mpsc::channel();
+) -> Result<(Jobs, JoinHandle<()>), StoreError> {
+    let (jobs, queue) = mpsc::sync_channel(MAX_QUEUED);
     let handle = std::thread::Builder::new()
         .name("device-store-writer".into())
         .spawn(move || write_loop(conn, queue, &counters))
@@ -277,6 +285,7 @@ pub(super) fn unix_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, Instant};
+    use std::future::Future;
 
     use super::super::testing::*;
     use super::*;
@@ -318,6 +327,45 @@ mod tests {
             assert_eq!((state.generation, state.public_key, state.enrollments), (1, Some(winner), 1));
             assert_eq!(store.log(&device).expect("log").len(), 1);
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_refuses_at_once_and_loses_nothing_queued() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(&dir);
+        let device = fleet_eui(1);
+        store.provision(device, AccessTechnology::Wifi).expect("provision");
+        let before = snapshot(&store, &device);
+
+        // A stuck disk: the writer holds; callers keep committing.
+        let release = store.hold_writer();
+        let mut pending = Vec::new();
+        let refused = loop {
+            let commit = store.commit(enrollment(device, AccessTechnology::Wifi, 0));
+            let mut commit = Box::pin(commit);
+            let polled = std::future::poll_fn(|cx| std::task::Poll::Ready(commit.as_mut().poll(cx))).await;
+            match polled {
+                std::task::Poll::Ready(Err(e)) => break e,
+                std::task::Poll::Ready(Ok(_)) => panic!("committed while the writer holds"),
+                std::task::Poll::Pending => pending.push(commit),
+            }
+            assert!(pending.len() <= MAX_QUEUED, "the queue grew past {MAX_QUEUED}");
+        };
+        assert!(matches!(refused, StoreError::Busy { queued: MAX_QUEUED }), "{refused:?}");
+        // The hold itself may have taken one place until the writer took it.
+        assert!(pending.len() >= MAX_QUEUED - 1, "{} queued", pending.len());
+        assert_eq!(snapshot(&store, &device), before, "nothing written while held");
+
+        drop(release);
+        let mut committed = 0;
+        for p in pending {
+            match p.await {
+                Ok(_) => committed += 1,
+                Err(StoreError::Conflict { .. }) => {}
+                Err(other) => panic!("a queued commit was lost: {other}"),
+            }
+        }
+        assert_eq!(committed, 1, "every queued commit ran: one won, the rest conflicted");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -416,7 +464,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn many_concurrent_commits_all_land() {
-        const DEVICES: u32 = 2_000;
+        // As many as the queue holds: all are queued at once.
+        const DEVICES: u32 = MAX_QUEUED as u32;
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Arc::new(open(&dir));
         let devices: Vec<Eui> = (0..DEVICES).map(fleet_eui).collect();

@@ -656,3 +656,28 @@ async fn a_phone_half_that_asks_for_its_sp_in_a_loop_costs_a_few_requests() {
         "one enrollment asks the control server at most a few times"
     );
 }
+
+#[tokio::test]
+async fn a_phone_half_that_floods_the_device_is_refused_after_its_send_budget() {
+    let fx = Fixture::quick();
+    // Sends one-byte messages until refused; traps unless the refusal is
+    // `budget-exhausted` (8) after exactly MAX_SENDS sends, else fails.
+    let phone = phone_half(&format!(
+        "(loop $l \
+           (call $send (i32.const 4096) (i32.const 1) (i32.const 0)) \
+           (if (i32.load8_u (i32.const 0)) (then \
+             (if (i32.ne (i32.load8_u (i32.const 1)) (i32.const 8)) (then unreachable)) \
+             (if (i32.ne (local.get $i) (i32.const {})) (then unreachable)) \
+             (return (i32.const 1)))) \
+           (local.set $i (i32.add (local.get $i) (i32.const 1))) \
+           (br_if $l (i32.lt_u (local.get $i) (i32.const 100000)))) \
+         unreachable",
+        enrollment_host::transport::MAX_SENDS
+    ));
+    let device = device_half(&receive_until_closed());
+    let (assistant, _) = fx.enroll_expecting_failure(&phone, &device).await;
+    assert!(
+        matches!(&assistant, Err(EnrollError::PhoneHalf { error: HalfError::Failed { .. }, .. })),
+        "the half saw budget-exhausted after MAX_SENDS sends: {assistant:?}"
+    );
+}

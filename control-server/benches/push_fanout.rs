@@ -90,7 +90,7 @@ async fn main() -> anyhow::Result<()> {
     }
     println!("{gateways} SSE streams open");
 
-    let http = control_server::http_client();
+    let http = control_server::http_client()?;
     let all: Vec<String> = (0..devices).map(device).collect();
     for round in 1..=rounds {
         let from = ((round - 1) % 2) as usize;

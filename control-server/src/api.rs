@@ -1,44 +1,93 @@
 //! The HTTP routes (axum). Handlers only translate between HTTP and the
 //! modules that decide ([`crate::resolve`], [`crate::unsolicited`],
 //! [`crate::outbox`]); every failure is an [`ApiError`] with its JSON body.
+//!
+//! What a request may cost is bounded here ([`crate::limits`]): every route
+//! has a deadline for receiving its body and answering (408
+//! `request_timeout`), every body is read through [`read_body`] up to its
+//! route's limit (413 `body_too_large`), and SP hand-overs, which anyone
+//! may send, wait for no permit: one beyond
+//! `limits.max_concurrent_handovers` is refused (503 `overloaded`) before
+//! its body is read.
 
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, header};
+use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use control_api::gateway::{ASSOCIATION_EVENT, AckRequest, PollQuery, PollResponse, ResolveRequest, ResolveResponse, UpdatesQuery};
+use control_api::gateway::{
+    ASSOCIATION_EVENT, AckRequest, PollQuery, PollResponse, ResolveRequest, ResolveResponse, STREAM_KEEP_ALIVE,
+    UpdatesQuery,
+};
 use control_api::routes;
 use control_api::sp::MoveAck;
+use futures::StreamExt;
 
 use crate::error::{ApiError, parse_json};
+use crate::limits::{ACK_BODY_MAX, LONG_POLL_MAX_WAIT, RESOLVE_BODY_MAX, STREAM_BATCH, handover_body_max};
 use crate::outbox::OutboxReader;
 use crate::state::ServerState;
 
-/// Largest unsolicited message body accepted (100,000 device ids are ~2 MB).
-pub const MAX_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
-/// Events per SSE read from the store.
-const STREAM_BATCH: i64 = 1000;
-
 pub fn router(state: ServerState) -> Router {
-    Router::new()
+    let timeout = state.config.limits.request_timeout();
+    let deadline = |limit: Duration| middleware::from_fn_with_state(limit, answer_within);
+    let timed = Router::new()
         .route(routes::RESOLVE, post(resolve))
         .route(routes::UPDATES, get(updates_stream))
-        .route(routes::UPDATES_POLL, get(updates_poll))
         .route(routes::UPDATES_ACK, post(ack))
         .route(routes::SP_ASSOCIATIONS, post(sp_associations))
         .route(routes::OPENAPI, get(openapi))
         .route(routes::HEALTHZ, get(|| async { "ok" }))
-        .with_state(state)
+        .layer(deadline(timeout));
+    let long_poll = Router::new().route(routes::UPDATES_POLL, get(updates_poll)).layer(deadline(timeout + LONG_POLL_MAX_WAIT));
+    timed.merge(long_poll).with_state(state)
 }
 
-async fn resolve(State(state): State<ServerState>, headers: HeaderMap, body: Bytes) -> Result<Json<ResolveResponse>, ApiError> {
+/// Answers `408 request_timeout` when the handler (reading the body
+/// included) is not done within `limit`; the unread rest of the request is
+/// dropped with the connection. A stream's body is not covered: only the
+/// time to its first byte.
+async fn answer_within(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::RequestTimeout(format!(
+            "the request was not received and answered within {} ms (limits.request_timeout_ms); send the whole body at once",
+            limit.as_millis()
+        ))
+        .into_response(),
+    }
+}
+
+/// Reads a request body of at most `limit` bytes: a longer one (by its
+/// `Content-Length`, or as it arrives) is refused without reading the rest.
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let too_large = || ApiError::BodyTooLarge(format!("the request body exceeds the {limit} bytes this route accepts"));
+    let announced = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut stream = body.into_data_stream();
+    let mut bytes = Vec::with_capacity(announced.map_or(0, |n| n as usize));
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::MalformedRequest(format!("the request body could not be read: {e}")))?;
+        if bytes.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(bytes))
+}
+
+async fn resolve(State(state): State<ServerState>, headers: HeaderMap, body: Body) -> Result<Json<ResolveResponse>, ApiError> {
     let gateway = state.auth.authenticate(&headers).await?;
+    let body = read_body(&headers, body, RESOLVE_BODY_MAX).await?;
     let request: ResolveRequest = parse_json(&body)?;
     Ok(Json(crate::resolve::resolve(&state, &gateway, request).await?))
 }
@@ -85,7 +134,7 @@ async fn updates_stream(
             match reader.next_batch(STREAM_BATCH).await {
                 Ok(events) if events.is_empty() => {
                     tokio::select! {
-                        _ = reader.wait(Duration::from_secs(15)) => {}
+                        _ = reader.wait(STREAM_KEEP_ALIVE) => {}
                         _ = tx.closed() => return,
                     }
                 }
@@ -113,7 +162,7 @@ async fn updates_stream(
         }
     });
     let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(STREAM_KEEP_ALIVE)))
 }
 
 async fn updates_poll(
@@ -124,7 +173,7 @@ async fn updates_poll(
     let gateway = state.auth.authenticate(&headers).await?;
     let q = query(q)?;
     let after = to_seq(q.after.unwrap_or(0))?;
-    let wait = Duration::from_millis(q.wait_ms.unwrap_or(0).min(60_000));
+    let wait = Duration::from_millis(q.wait_ms.unwrap_or(0)).min(LONG_POLL_MAX_WAIT);
     let limit = q.limit.unwrap_or(1000).clamp(1, 10_000) as i64;
     let deadline = Instant::now() + wait;
     let mut reader = OutboxReader::new(state.store.clone(), &state.notifier, &gateway.id, after);
@@ -138,8 +187,9 @@ async fn updates_poll(
     }
 }
 
-async fn ack(State(state): State<ServerState>, headers: HeaderMap, body: Bytes) -> Result<Json<AckRequest>, ApiError> {
+async fn ack(State(state): State<ServerState>, headers: HeaderMap, body: Body) -> Result<Json<AckRequest>, ApiError> {
     let gateway = state.auth.authenticate(&headers).await?;
+    let body = read_body(&headers, body, ACK_BODY_MAX).await?;
     let request: AckRequest = parse_json(&body)?;
     let retention = i64::try_from(state.config.policy.outbox_retention_secs).unwrap_or(i64::MAX / 1000) * 1000;
     let prune_before = crate::clock::now_ms().saturating_sub(retention);
@@ -158,8 +208,21 @@ async fn sp_associations(State(state): State<ServerState>, headers: HeaderMap, b
             "content-type must be application/cose (a COSE_Sign1 message), not {content_type:?}"
         )));
     }
-    let body = axum::body::to_bytes(body, MAX_MESSAGE_BYTES).await.map_err(|_| {
-        ApiError::BatchTooLarge(format!("message body exceeds {MAX_MESSAGE_BYTES} bytes"))
+    // Anyone may send a hand-over: take a permit before reading the body,
+    // hold it until the message is verified and applied.
+    let _permit = state.handovers.try_acquire().map_err(|_| {
+        ApiError::Overloaded(format!(
+            "{} SP hand-overs are being verified (limits.max_concurrent_handovers); retry in a moment",
+            state.config.limits.max_concurrent_handovers
+        ))
+    })?;
+    let limit = handover_body_max(state.config.policy.max_batch);
+    let body = read_body(&headers, body, limit).await.map_err(|e| match e {
+        ApiError::BodyTooLarge(_) => ApiError::BodyTooLarge(format!(
+            "the message exceeds {limit} bytes, more than {} devices (policy.max_batch) can take; split it",
+            state.config.policy.max_batch
+        )),
+        other => other,
     })?;
     Ok(Json(crate::unsolicited::accept(&state, &body).await?))
 }

@@ -18,6 +18,12 @@
 //! unseen_devices = "none"          # devices the table did not have: "none" or "all_gateways"
 //! max_events = 2000000             # outbox events one change may write
 //!
+//! [limits]                         # what a peer can make the server hold (see `limits`)
+//! max_connections = 4096           # open HTTP connections (kept below the fd limit)
+//! header_read_timeout_ms = 10000   # idle or half-sent connections are closed after this
+//! request_timeout_ms = 30000       # body and answer of one request (408 request_timeout)
+//! max_concurrent_handovers = 4     # SP hand-overs read and verified at once (503 overloaded)
+//!
 //! [[gateway]]
 //! id = "gw-1"
 //! credential = "secret"
@@ -65,6 +71,8 @@ pub struct Config {
     pub policy: Policy,
     #[serde(default)]
     pub push: PushPolicy,
+    #[serde(default)]
+    pub limits: crate::limits::Limits,
     #[serde(default, rename = "gateway")]
     pub gateways: Vec<GatewayConfig>,
     #[serde(default, rename = "sp")]
@@ -252,6 +260,7 @@ impl Config {
         if self.policy.max_redirects == 0 {
             return Err(ConfigError::Invalid("policy.max_redirects must be at least 1".into()));
         }
+        self.limits.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 }
@@ -277,6 +286,7 @@ mod tests {
         assert_eq!(config.sps[0].may_move_to, vec!["sp-two.example"]);
         assert_eq!(config.mappings[0].access, Some(AccessTechnology::Wifi));
         assert_eq!(config.policy.max_redirects, 4);
+        assert_eq!(config.limits.max_concurrent_handovers, 4);
     }
 
     #[test]
@@ -284,5 +294,7 @@ mod tests {
         assert!(matches!(Config::from_toml("[policy]\nmax_agee_secs = 3"), Err(ConfigError::Parse(_))));
         let bad = "[[sp]]\nidentity = \"a.example\"\nbase_url = \"http://x\"\npublic_key = \"abcd\"";
         assert!(matches!(Config::from_toml(bad), Err(ConfigError::Invalid(_))));
+        assert!(matches!(Config::from_toml("[limits]\nrequest_timeout_ms = 0"), Err(ConfigError::Invalid(_))));
+        assert!(matches!(Config::from_toml("[limits]\nmax_conections = 9"), Err(ConfigError::Parse(_))));
     }
 }

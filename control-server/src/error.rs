@@ -56,6 +56,15 @@ pub enum ApiError {
     UnregisteredTargetSp(String),
     #[error("{0}")]
     Internal(String),
+    /// A request body beyond its route's limit ([`crate::limits`]).
+    #[error("{0}")]
+    BodyTooLarge(String),
+    /// The request was not received and answered within the request timeout.
+    #[error("{0}")]
+    RequestTimeout(String),
+    /// A concurrency limit is full; the request was not started.
+    #[error("{0}")]
+    Overloaded(String),
 }
 
 impl ApiError {
@@ -86,6 +95,9 @@ impl ApiError {
             UnknownSp(_) => (ErrorCode::UnknownSp, StatusCode::FORBIDDEN),
             UnregisteredTargetSp(_) => (ErrorCode::UnknownSp, StatusCode::UNPROCESSABLE_ENTITY),
             Internal(_) => (ErrorCode::Internal, StatusCode::INTERNAL_SERVER_ERROR),
+            BodyTooLarge(_) => (ErrorCode::BodyTooLarge, StatusCode::PAYLOAD_TOO_LARGE),
+            RequestTimeout(_) => (ErrorCode::RequestTimeout, StatusCode::REQUEST_TIMEOUT),
+            Overloaded(_) => (ErrorCode::Overloaded, StatusCode::SERVICE_UNAVAILABLE),
         }
     }
 
@@ -125,6 +137,9 @@ impl ApiError {
             ApiError::UnknownSp(s()),
             ApiError::UnregisteredTargetSp(s()),
             ApiError::Internal(s()),
+            ApiError::BodyTooLarge(s()),
+            ApiError::RequestTimeout(s()),
+            ApiError::Overloaded(s()),
         ];
         all.iter().map(|e| (e.code(), e.status().as_u16())).collect()
     }

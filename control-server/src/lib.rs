@@ -23,13 +23,16 @@
 //! * `unsolicited`: COSE_Sign1 SP messages: building ([`MovePayloadExt`]), verifying, replay;
 //! * `outbox`: per-gateway push (wake-ups, reading the outbox in order);
 //! * `api`, `error`, `openapi`: the HTTP surface;
-//! * `server`: serving the routes on a listener ([`start`]);
+//! * `server`: serving the routes on a listener ([`start`]), with the
+//!   connection cap and header-read timeout;
+//! * [`limits`] (public): every limit on what a peer can make the server hold;
 //! * [`sp_sim`] (public): a configurable SP network for tests and the demo.
 //!
 //! Imports go one way: `server` → `api` → `resolve` / `unsolicited` →
 //! `state` → `mapping` / `gateway_auth` / `sp_client` / `outbox` → `store`.
 
 pub mod config;
+pub mod limits;
 pub mod sp_sim;
 pub mod store;
 
@@ -56,13 +59,13 @@ pub use unsolicited::{BuildError, MovePayloadExt, random_hex};
 /// client. Idempotent; call once at start-up of any binary or test that makes
 /// HTTPS calls (plain-HTTP loopback calls work without it).
 pub fn install_crypto_provider() {
-    // Already installed (by us or the host application) is fine.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    control_api::http_client::install_crypto_provider();
 }
 
 /// An HTTP client for talking to a control server or SP, with the crypto
-/// provider installed (reqwest is built without a default one).
-pub fn http_client() -> reqwest::Client {
-    install_crypto_provider();
-    reqwest::Client::new()
+/// provider installed (reqwest is built without a default one). It follows
+/// no redirects (`control_api::http_client`). Fails only if the TLS backend
+/// cannot be set up.
+pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
+    control_api::http_client::client()
 }

@@ -30,14 +30,16 @@ pub fn document() -> Value {
     let gateway_errors = json!({
         "400": error_response("malformed_request, unknown_field, invalid_device_id or invalid_ack"),
         "401": error_response("unauthenticated: missing or wrong HTTP Basic credentials"),
-        "403": error_response("unknown_gateway, revoked_gateway or not_authorized")
+        "403": error_response("unknown_gateway, revoked_gateway or not_authorized"),
+        "408": error_response("request_timeout: the body did not arrive, or the answer was not ready, within the request timeout"),
+        "413": error_response("body_too_large: the body exceeds the route's limit")
     });
     let mut resolve_errors = gateway_errors.clone();
     if let Some(map) = resolve_errors.as_object_mut() {
         map.insert("404".into(), error_response("unknown_device: not in the mapping table"));
         map.insert("409".into(), error_response("sp_rejected: the SP rejected the association"));
         map.insert("422".into(), error_response("unknown_sp: a redirect named an SP that is not registered"));
-        map.insert("502".into(), error_response("sp_unreachable (connection failed or 5xx) or sp_bad_answer"));
+        map.insert("502".into(), error_response("sp_unreachable (connection failed or 5xx) or sp_bad_answer (not a verdict, an HTTP redirect, or too large)"));
         map.insert("504".into(), error_response("sp_unreachable: the SP did not answer in time"));
         map.insert("508".into(), error_response("redirect_loop (A → B → A) or too_many_redirects"));
     }
@@ -135,10 +137,12 @@ pub fn document() -> Value {
                     "400": error_response("malformed_request (not COSE, bad payload), unknown_field, invalid_device_id, timestamp_out_of_window"),
                     "401": error_response("bad_signature"),
                     "403": error_response("unknown_sp (kid not registered) or not_authorized"),
+                    "408": error_response("request_timeout: the body did not arrive within the request timeout"),
                     "409": error_response("replayed_message"),
-                    "413": error_response("batch_too_large"),
+                    "413": error_response("batch_too_large (too many devices) or body_too_large (more bytes than max_batch devices can take)"),
                     "415": error_response("unsupported_media_type"),
-                    "422": error_response("unknown_sp: new_sp is not registered")
+                    "422": error_response("unknown_sp: new_sp is not registered"),
+                    "503": error_response("overloaded: too many hand-overs are being verified; retry later")
                 }
             } },
             "/openapi.json": { "get": { "summary": "This document.", "responses": { "200": { "description": "OpenAPI 3.1", "content": { "application/json": {} } } } } },

@@ -6,14 +6,22 @@
 //! that SP (which must be registered), up to `max_redirects` hops. A chain
 //! that comes back to an SP it already visited (A → B → A) is a loop and
 //! ends with an error instead of going round. Every call has a timeout.
+//!
+//! Redirects are verdicts only: an HTTP `3xx` is not followed (it would send
+//! the device id, gateway id and geo to any URL and take the verdict answered
+//! there) but refused as a misbehaving SP ([`ValidationError::HttpRedirect`]).
+//! An answer is read up to [`SP_ANSWER_MAX`] bytes
+//! ([`ValidationError::AnswerTooLarge`] beyond).
 
 use std::time::Duration;
 
+use control_api::http_client::{BodyError, client_builder, read_body};
 use control_api::routes;
 use control_api::sp::{ValidateRequest, Verdict};
 use sp_bound_id::SpIdentity;
 
 use crate::error::ApiError;
+use crate::limits::SP_ANSWER_MAX;
 use crate::store::{Store, StoreError};
 
 /// Why a validation chain ended without a confirmation.
@@ -27,6 +35,14 @@ pub enum ValidationError {
     Unreachable { sp: String, detail: String },
     #[error("SP {sp} gave an answer that is not a verdict: {detail}")]
     BadAnswer { sp: String, detail: String },
+    #[error(
+        "SP {sp} answered with an HTTP redirect ({status}{}); it is not followed: an SP redirects with a \
+         redirect verdict naming a registered SP",
+        location.as_deref().map(|l| format!(" to {l}")).unwrap_or_default()
+    )]
+    HttpRedirect { sp: String, status: u16, location: Option<String> },
+    #[error("SP {sp} answered more than {limit} bytes; a verdict is a short JSON object")]
+    AnswerTooLarge { sp: String, limit: usize },
     #[error("SP {sp} is not registered with this control server (chain {chain:?})")]
     Unregistered { sp: String, chain: Vec<String> },
     #[error("redirect loop: {}", chain.join(" → "))]
@@ -52,7 +68,9 @@ impl From<ValidationError> for ApiError {
             ValidationError::Rejected { .. } => ApiError::SpRejected(text),
             ValidationError::Timeout { .. } => ApiError::SpTimeout(text),
             ValidationError::Unreachable { .. } => ApiError::SpUnreachable(text),
-            ValidationError::BadAnswer { .. } => ApiError::SpBadAnswer(text),
+            ValidationError::BadAnswer { .. }
+            | ValidationError::HttpRedirect { .. }
+            | ValidationError::AnswerTooLarge { .. } => ApiError::SpBadAnswer(text),
             ValidationError::Unregistered { .. } => ApiError::UnregisteredTargetSp(text),
             ValidationError::Loop { .. } => ApiError::RedirectLoop(text),
             ValidationError::TooManyRedirects { .. } => ApiError::TooManyRedirects(text),
@@ -77,14 +95,10 @@ pub struct SpClient {
 }
 
 impl SpClient {
-    pub fn new(timeout: Duration, max_redirects: usize) -> Self {
-        crate::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
-        Self { http, timeout, max_redirects }
+    /// Fails only if the TLS backend cannot be set up.
+    pub fn new(timeout: Duration, max_redirects: usize) -> Result<Self, reqwest::Error> {
+        let http = client_builder().timeout(timeout).connect_timeout(timeout).build()?;
+        Ok(Self { http, timeout, max_redirects })
     }
 
     /// One validation call to one SP.
@@ -92,13 +106,21 @@ impl SpClient {
         let url = format!("{}{}", base_url.trim_end_matches('/'), routes::SP_VALIDATE);
         let answer = self.http.post(&url).json(request).send().await.map_err(|e| self.call_error(sp, e))?;
         let status = answer.status();
+        if status.is_redirection() {
+            let location = answer.headers().get(reqwest::header::LOCATION).map(|l| String::from_utf8_lossy(l.as_bytes()).into_owned());
+            return Err(ValidationError::HttpRedirect { sp: sp.to_owned(), status: status.as_u16(), location });
+        }
         if status.is_server_error() {
             return Err(ValidationError::Unreachable { sp: sp.to_owned(), detail: format!("HTTP {status}") });
         }
         if !status.is_success() {
             return Err(ValidationError::BadAnswer { sp: sp.to_owned(), detail: format!("HTTP {status}") });
         }
-        let body = answer.bytes().await.map_err(|e| self.call_error(sp, e))?;
+        let body = read_body(answer, SP_ANSWER_MAX).await.map_err(|e| match e {
+            BodyError::TooLarge { limit } => ValidationError::AnswerTooLarge { sp: sp.to_owned(), limit },
+            BodyError::Read(e) => self.call_error(sp, e),
+            other => ValidationError::Unreachable { sp: sp.to_owned(), detail: other.to_string() },
+        })?;
         serde_json::from_slice(&body).map_err(|e| ValidationError::BadAnswer { sp: sp.to_owned(), detail: e.to_string() })
     }
 

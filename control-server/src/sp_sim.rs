@@ -3,7 +3,10 @@
 //! It answers the control server's validation calls with a behaviour chosen
 //! per device (or a default): `confirm`, `redirect:<sp>`, `reject[:<reason>]`,
 //! `slow:<ms>` (confirm after a delay), `down` (HTTP 503, as an SP that is
-//! failing). Behaviours can be changed at run time with `POST /admin/verdict`.
+//! failing), and two hostile ones: `http-redirect:<url>` (an HTTP 307 to
+//! `url` instead of a verdict) and `oversized:<bytes>` (a confirmation padded
+//! with whitespace to `bytes`). Behaviours can be changed at run time with
+//! `POST /admin/verdict`.
 //! It records the device reports a gateway or phone relays to it
 //! (`POST /v1/devices`, listed by `GET /v1/devices`), and it builds and sends
 //! signed unsolicited updates ([`send_move`]).
@@ -25,6 +28,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use control_api::ErrorBody;
+use control_api::http_client::BodyError;
 use control_api::routes;
 use control_api::sp::{DeviceReport, MoveAck, MovePayload, ValidateRequest, Verdict};
 use ed25519_dalek::SigningKey;
@@ -42,6 +46,10 @@ pub enum Behaviour {
     Reject(String),
     Slow(u64),
     Down,
+    /// HTTP 307 to this URL.
+    HttpRedirect(String),
+    /// A confirmation padded with whitespace to this many bytes.
+    Oversized(usize),
 }
 
 impl FromStr for Behaviour {
@@ -59,8 +67,11 @@ impl FromStr for Behaviour {
                 Ok(Self::Redirect(sp.into()))
             }
             ("slow", Some(ms)) => ms.parse().map(Self::Slow).map_err(|_| format!("slow:{ms}: not milliseconds")),
+            ("http-redirect", Some(url)) if !url.is_empty() => Ok(Self::HttpRedirect(url.into())),
+            ("oversized", Some(n)) => n.parse().map(Self::Oversized).map_err(|_| format!("oversized:{n}: not a byte count")),
             _ => Err(format!(
-                "{text:?} is not a behaviour (confirm, redirect:<sp>, reject[:<reason>], slow:<ms>, down)"
+                "{text:?} is not a behaviour (confirm, redirect:<sp>, reject[:<reason>], slow:<ms>, down, \
+                 http-redirect:<url>, oversized:<bytes>)"
             )),
         }
     }
@@ -124,6 +135,14 @@ async fn validate(State(sim): State<Shared>, body: Bytes) -> Response {
             Verdict::Confirm
         }
         Behaviour::Down => return error(StatusCode::SERVICE_UNAVAILABLE, "down", "the SP is down".into()),
+        Behaviour::HttpRedirect(url) => {
+            return (StatusCode::TEMPORARY_REDIRECT, [(axum::http::header::LOCATION, url)]).into_response();
+        }
+        Behaviour::Oversized(bytes) => {
+            let mut body = br#"{"verdict":"confirm"}"#.to_vec();
+            body.resize(bytes.max(body.len()), b' ');
+            return ([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response();
+        }
     };
     Json(verdict).into_response()
 }
@@ -277,12 +296,20 @@ impl SendError {
     }
 }
 
+/// Largest answer read from the control server (an acknowledgement or an
+/// error body is a short JSON object).
+pub const ANSWER_MAX: usize = 64 * 1024;
+
 /// POSTs raw message bytes to `{control_server}/v1/sp/associations`.
 pub async fn send_message(http: &reqwest::Client, control_server: &str, message: Vec<u8>) -> Result<MoveAck, SendError> {
     let url = format!("{}{}", control_server.trim_end_matches('/'), routes::SP_ASSOCIATIONS);
     let answer = http.post(url).header("content-type", "application/cose").body(message).send().await?;
     let status = answer.status().as_u16();
-    let text = answer.text().await?;
+    let text = match control_api::http_client::read_body(answer, ANSWER_MAX).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(BodyError::Read(e)) => return Err(SendError::Http(e)),
+        Err(e) => return Err(SendError::Unexpected { status, text: e.to_string() }),
+    };
     if (200..300).contains(&status) {
         return serde_json::from_str(&text).map_err(|_| SendError::Unexpected { status, text });
     }
@@ -312,6 +339,11 @@ mod tests {
         assert_eq!("redirect:sp-two.example".parse::<Behaviour>().unwrap(), Behaviour::Redirect("sp-two.example".into()));
         assert_eq!("slow:250".parse::<Behaviour>().unwrap(), Behaviour::Slow(250));
         assert_eq!("reject:no".parse::<Behaviour>().unwrap(), Behaviour::Reject("no".into()));
+        assert_eq!("oversized:9".parse::<Behaviour>().unwrap(), Behaviour::Oversized(9));
+        assert_eq!(
+            "http-redirect:http://127.0.0.1:1/x".parse::<Behaviour>().unwrap(),
+            Behaviour::HttpRedirect("http://127.0.0.1:1/x".into())
+        );
         assert!("redirect:".parse::<Behaviour>().is_err());
         assert!("maybe".parse::<Behaviour>().is_err());
     }

@@ -23,6 +23,8 @@ pub enum StartError {
     Config(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot set up the HTTP client for SP calls: {0}")]
+    HttpClient(#[from] reqwest::Error),
 }
 
 /// Everything a request handler needs.
@@ -33,6 +35,9 @@ pub struct ServerState {
     pub(crate) auth: GatewayAuth,
     pub(crate) sp_client: SpClient,
     pub(crate) notifier: Notifier,
+    /// Permits for SP hand-overs being read and verified
+    /// ([`crate::limits::Limits::max_concurrent_handovers`]).
+    pub(crate) handovers: Arc<tokio::sync::Semaphore>,
     pub(crate) config: Arc<Config>,
 }
 
@@ -44,8 +49,9 @@ impl ServerState {
         Ok(Self {
             mapping: MappingTable::new(store.clone(), config.policy.mapping_cache_ttl()),
             auth: GatewayAuth::new(store.clone(), config.policy.auth_cache_ttl()),
-            sp_client: SpClient::new(config.policy.sp_timeout(), config.policy.max_redirects),
+            sp_client: SpClient::new(config.policy.sp_timeout(), config.policy.max_redirects)?,
             notifier: Notifier::default(),
+            handovers: Arc::new(tokio::sync::Semaphore::new(config.limits.max_concurrent_handovers)),
             store,
             config: Arc::new(config),
         })

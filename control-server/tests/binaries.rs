@@ -111,7 +111,7 @@ validated_at = 1000000000
     )
     .await;
     let base = format!("http://{addr}");
-    let http = control_server::http_client();
+    let http = control_server::http_client().expect("HTTP client");
     let resolve = |gw: (&'static str, &'static str), body: Value| {
         let http = http.clone();
         let url = format!("{base}/v1/resolve");

@@ -100,7 +100,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Move { key, identity, control_server, new_sp, devices, service_type } => {
             let key = sp_sim::load_key(&key)?;
             let payload = MovePayload::new(&identity, &new_sp, devices, service_type);
-            let http = control_server::http_client();
+            let http = control_server::http_client()?;
             let ack = sp_sim::send_move(&http, &control_server, &key, &payload).await?;
             println!("{}", serde_json::to_string(&ack)?);
         }

@@ -124,7 +124,7 @@ pub async fn harness(
     let state = ServerState::new(store, config).await.expect("server state");
     let server = control_server::start(state, "127.0.0.1:0".parse().unwrap()).await.expect("start server");
     let base = format!("http://{}", server.addr);
-    Some(Harness { server, sps: running, http: control_server::http_client(), base, _dir: dir })
+    Some(Harness { server, sps: running, http: control_server::http_client().expect("HTTP client"), base, _dir: dir })
 }
 
 /// A mapping entry for the config.

@@ -213,6 +213,10 @@ pub enum KeyError {
     Io { path: String, source: std::io::Error },
     #[error("{path}: not a key file of this tool: {reason}")]
     Format { path: String, reason: String },
+    /// A reader (device, assistant, gateway, `verify`) was given the
+    /// manufacturer's private signing key instead of its public key.
+    #[error("{path} holds a private signing key; a reader trusts only the public key: give the `.pub.json` file `qr-packer keygen` wrote next to it ({public}), and keep the signing key off devices and assistants")]
+    PrivateKey { path: String, public: String },
     #[error("key id {0:?} is invalid: 1 to 32 bytes of QR-friendly text (A-Z a-z 0-9 . _ -) are allowed")]
     BadKeyId(String),
     #[error("two trusted keys have the same key id {0:?}")]

@@ -236,10 +236,13 @@ impl TrustedKeys {
         Ok(())
     }
 
-    /// Reads public key files (or signing key files, whose public half is
-    /// used), with the dictionaries a public key file lists (see
-    /// [`DictionaryFile`]): each is read from its path relative to the key
-    /// file and must match its SHA-256.
+    /// Reads public key files, with the dictionaries a public key file lists
+    /// (see [`DictionaryFile`]): each is read from its path relative to the
+    /// key file and must match its SHA-256.
+    ///
+    /// A signing key file is refused ([`KeyError::PrivateKey`]): whoever
+    /// reads labels needs the public key only, and a private key handed to a
+    /// device or an assistant is a private key copied to every one of them.
     pub fn from_files<P: AsRef<Path>>(paths: &[P]) -> Result<Self, KeyError> {
         let mut trusted = Self::new();
         for path in paths {
@@ -341,9 +344,10 @@ pub(crate) fn verify_cose(
 fn read_public(path: &Path) -> Result<(String, VerifyingKey, Vec<DictionaryFile>), KeyError> {
     let text = std::fs::read_to_string(path).map_err(|source| io(path, source))?;
     let kind = serde_json::from_str::<serde_json::Value>(&text).ok().and_then(|v| v.get("kind")?.as_str().map(str::to_owned));
-    if kind.as_deref() == Some(SIGNING_KIND) {
-        let key = ManufacturerKey::from_file(path)?;
-        return Ok((key.kid.clone(), key.verifying(), Vec::new()));
+    if kind.as_deref() == Some(SIGNING_KIND) || serde_json::from_str::<SigningKeyFile>(&text).is_ok() {
+        // `keygen` writes KEY.json and KEY.pub.json by default.
+        let public = path.with_extension("pub.json");
+        return Err(KeyError::PrivateKey { path: path.display().to_string(), public: public.display().to_string() });
     }
     let file: VerifyingKeyFile = serde_json::from_str(&text).map_err(|e| format(path, e.to_string()))?;
     if file.kind != VERIFYING_KIND {
@@ -439,6 +443,30 @@ mod tests {
         let trusted = TrustedKeys::from_dir(dir.path()).unwrap();
         assert_eq!(trusted.get("acme-2026"), Some(&k.verifying()));
         assert!(matches!(ManufacturerKey::from_file(&dir.path().join("acme.json")), Err(KeyError::Format { .. })));
+    }
+
+    #[test]
+    fn a_signing_key_given_as_a_trusted_key_is_refused_with_the_public_file_to_give() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = ManufacturerKey::generate("acme-1").unwrap();
+        let (private, public) = (dir.path().join("acme-1.json"), dir.path().join("acme-1.pub.json"));
+        k.to_file(&private).unwrap();
+        k.public_to_file(&public).unwrap();
+        let error = TrustedKeys::from_files(&[&private]).unwrap_err();
+        assert!(
+            matches!(&error, KeyError::PrivateKey { path, public: hint } if *path == private.display().to_string()
+                && *hint == public.display().to_string()),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains(".pub.json"), "{error}");
+        // Also with its "kind" changed: the secret is what makes it private.
+        let text = std::fs::read_to_string(&private).unwrap().replace(SIGNING_KIND, VERIFYING_KIND);
+        std::fs::write(&private, text).unwrap();
+        assert!(matches!(TrustedKeys::from_files(&[&private]), Err(KeyError::PrivateKey { .. })));
+        // And in a directory of trusted keys.
+        assert!(matches!(TrustedKeys::from_dir(dir.path()), Err(KeyError::PrivateKey { .. })));
+        // The public file is what a reader takes.
+        assert_eq!(TrustedKeys::from_files(&[&public]).unwrap().get("acme-1"), Some(&k.verifying()));
     }
 
     /// A public key file for `k` listing `dictionaries` (JSON entries).

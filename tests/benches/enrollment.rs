@@ -71,7 +71,10 @@ fn warm_enrollment(c: &mut Criterion) {
         AssistantRuntime::new(sandbox.clone(), services(), SigningKey::generate(&mut rand::rngs::OsRng), Timeouts::default())
             .expect("assistant");
     let store = Arc::new(DeviceStore::open(&dir.path().join("fleet.sqlite")).expect("store"));
-    let device = DeviceRuntime::new(sandbox, store.clone(), manufacturer().trusted(), Timeouts::default(), true).expect("device");
+    let device = DeviceRuntime::new(sandbox, store.clone(), manufacturer().trusted(), Timeouts::default(), true)
+        .expect("device")
+        // One product-wide label (no device id) serves every simulated device.
+        .accept_unbound_labels();
     let mut next = 0u64;
     let mut group = c.benchmark_group("enroll");
     for (pair, access) in [(&WIFI_METER, AccessTechnology::Wifi), (&ZIGBEE_SENSOR, AccessTechnology::Zigbee)] {

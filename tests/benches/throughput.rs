@@ -68,7 +68,9 @@ impl Bench {
         let identity = SigningKey::generate(&mut rand::rngs::OsRng);
         let assistant = Arc::new(AssistantRuntime::new(sandbox.clone(), services, identity, timeouts).expect("assistant"));
         let store = Arc::new(DeviceStore::open(&dir.path().join("fleet.sqlite")).expect("store"));
-        let device = Arc::new(DeviceRuntime::new(sandbox, store.clone(), manufacturer().trusted(), timeouts, true).expect("device"));
+        // One product-wide label (no device id) serves every simulated device.
+        let device = DeviceRuntime::new(sandbox, store.clone(), manufacturer().trusted(), timeouts, true).expect("device");
+        let device = Arc::new(device.accept_unbound_labels());
         let meter = Arc::new(label(&WIFI_METER, AccessTechnology::Wifi));
         let sensor = Arc::new(label(&ZIGBEE_SENSOR, AccessTechnology::Zigbee));
         Self { _dir: dir, assistant, device, store, next: 0, meter, sensor }

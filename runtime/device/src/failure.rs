@@ -16,6 +16,8 @@ pub enum DeviceFailure {
     Untrusted(String),
     #[error("the app is not for this device: {0}")]
     NotForThisDevice(String),
+    #[error("the label names no device (it was packed --unbound); this device runs only labels packed for its own id, unless its operator accepts unbound labels (`device-agent serve --accept-unbound`, `DeviceRuntime::accept_unbound_labels`)")]
+    UnboundLabel,
     #[error("{0}")]
     Half(HalfError),
     #[error("the device half returned without {0}")]
@@ -37,7 +39,7 @@ impl DeviceFailure {
             DeviceFailure::Sealed => FailureCode::Sealed,
             DeviceFailure::BadRebindAuthorization => FailureCode::BadRebindAuthorization,
             DeviceFailure::Untrusted(_) => FailureCode::Untrusted,
-            DeviceFailure::NotForThisDevice(_) => FailureCode::NotForThisDevice,
+            DeviceFailure::NotForThisDevice(_) | DeviceFailure::UnboundLabel => FailureCode::NotForThisDevice,
             DeviceFailure::Half(e) => e.code(),
             DeviceFailure::Incomplete(_) => FailureCode::Incomplete,
             DeviceFailure::Conflict => FailureCode::Conflict,
@@ -54,6 +56,7 @@ impl DeviceFailure {
                 WireFailure::code(self.code())
             }
             DeviceFailure::Half(e) => e.to_wire(),
+            DeviceFailure::UnboundLabel => WireFailure::new(self.code(), self.to_string()),
             DeviceFailure::Aborted(why) => WireFailure::new(self.code(), why.to_string()),
             DeviceFailure::Untrusted(detail)
             | DeviceFailure::NotForThisDevice(detail)

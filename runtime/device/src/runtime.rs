@@ -21,7 +21,7 @@ use qr_packer::TrustedKeys;
 use sp_bound_id::Eui;
 use wasmtime::component::Linker;
 
-use crate::admission::{Admitted, admit_device_half};
+use crate::admission::{Admitted, UnboundLabels, admit_device_half};
 use crate::capability::DeviceHost;
 use crate::failure::DeviceFailure;
 use crate::store::{DeviceState, DeviceStore, Enrollment, StoreError};
@@ -52,6 +52,8 @@ pub struct DeviceRuntime {
     /// Keep compiled device halves after a session (a simulated fleet); a
     /// single device drops them with the rest of the enrollment information.
     keep_compiled: bool,
+    /// Whether labels that name no device are run (refused by default).
+    unbound: UnboundLabels,
     /// Record what device halves do into this trace (simulator, tests).
     trace: Option<Trace>,
 }
@@ -67,7 +69,15 @@ impl DeviceRuntime {
         let linker = DeviceHost::linker(sandbox.engine())
             .map_err(|e| SetupError::Linker { world: "device-half", reason: format!("{e:#}") })?;
         let cache = ComponentCache::new(sandbox.config().cache_capacity);
-        Ok(Self { sandbox, linker, cache, store, trusted, timeouts, keep_compiled, trace: None })
+        let unbound = UnboundLabels::Refuse;
+        Ok(Self { sandbox, linker, cache, store, trusted, timeouts, keep_compiled, unbound, trace: None })
+    }
+
+    /// Also runs labels that name no device (packed `--unbound`), which are
+    /// refused by default: see [`crate::admission`].
+    pub fn accept_unbound_labels(mut self) -> Self {
+        self.unbound = UnboundLabels::Accept;
+        self
     }
 
     /// Records what device halves do (items, messages, staged writes,
@@ -135,7 +145,8 @@ impl DeviceRuntime {
 
         // The device trusts its manufacturer, not the assistant: the payload
         // must verify with the device's own keys and name this device.
-        let Admitted { device_half, manifest } = admit_device_half(start.payload, &self.trusted, device, state.access)?;
+        let Admitted { device_half, manifest } =
+            admit_device_half(start.payload, &self.trusted, device, state.access, self.unbound)?;
         let prepared = self
             .sandbox
             .prepare(&self.cache, HalfKind::Device, &device_half, &self.linker, DeviceHalfPre::new)

@@ -34,11 +34,19 @@ enum Command {
         /// Access technology (wifi, zigbee, thread, ble, lorawan, ethernet, cellular).
         #[arg(long)]
         access: AccessTechnology,
-        /// Public key file of a manufacturer whose apps this device runs
-        /// (`qr-packer keygen` writes it); repeat for several. The device
-        /// refuses every app not signed by one of them.
+        /// Public key file (`KEY.pub.json`, which `qr-packer keygen` writes
+        /// next to the signing key) of a manufacturer whose apps this device
+        /// runs; repeat for several. The device refuses every app not signed
+        /// by one of them. A private signing key file is refused: a device
+        /// needs only the public key.
         #[arg(long = "trust", required = true)]
         trust: Vec<PathBuf>,
+        /// Also run labels that name no device (packed `qr-packer pack
+        /// --unbound`, one label for every unit of a product). Off by
+        /// default: such a label, copied from any box, enrolls any device of
+        /// its product; a label packed `--device-id` runs on its device only.
+        #[arg(long)]
+        accept_unbound: bool,
         /// Address to listen on; port 0 picks a free one (printed on stdout).
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: SocketAddr,
@@ -81,7 +89,19 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&state.map(|s| state_json(&s)))?);
             Ok(())
         }
-        Command::Serve { db, device_id, access, trust, listen, once, compiler, receive_timeout_ms, half_deadline_ms, fleet } => {
+        Command::Serve {
+            db,
+            device_id,
+            access,
+            trust,
+            accept_unbound,
+            listen,
+            once,
+            compiler,
+            receive_timeout_ms,
+            half_deadline_ms,
+            fleet,
+        } => {
             let trusted = qr_packer::TrustedKeys::from_files(&trust).context("loading the trusted manufacturer keys")?;
             let store = DeviceStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
             let ids = fleet_ids(device_id, fleet.max(1))?;
@@ -98,7 +118,11 @@ async fn main() -> anyhow::Result<()> {
             let timeouts = Timeouts { receive: Duration::from_millis(receive_timeout_ms), ..Timeouts::default() };
             // A simulated fleet keeps compiled halves (one app, many devices);
             // a single device drops them with the rest of the enrollment.
-            let device = Arc::new(DeviceRuntime::new(sandbox, Arc::new(store), trusted, timeouts, fleet > 1)?);
+            let mut device = DeviceRuntime::new(sandbox, Arc::new(store), trusted, timeouts, fleet > 1)?;
+            if accept_unbound {
+                device = device.accept_unbound_labels();
+            }
+            let device = Arc::new(device);
             let mut listeners = Vec::new();
             for id in &ids {
                 let addr = if listeners.is_empty() { listen } else { SocketAddr::new(listen.ip(), 0) };
@@ -183,4 +207,25 @@ fn state_json(s: &DeviceState) -> serde_json::Value {
         "enrolled_at_ms": s.enrolled_at,
         "enrollments": s.enrollments,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve(extra: &[&str]) -> bool {
+        let mut args = vec!["device-agent", "serve", "--db", "d.sqlite", "--device-id", "AC-DE-48-00-00-80"];
+        args.extend(["--access", "wifi", "--trust", "acme.pub.json"]);
+        args.extend(extra);
+        match Cli::try_parse_from(args).expect("valid arguments").command {
+            Command::Serve { accept_unbound, .. } => accept_unbound,
+            Command::Show { .. } => unreachable!("parsed serve"),
+        }
+    }
+
+    #[test]
+    fn unbound_labels_are_refused_unless_the_operator_accepts_them() {
+        assert!(!serve(&[]), "off by default");
+        assert!(serve(&["--accept-unbound"]));
+    }
 }

@@ -294,3 +294,30 @@ async fn the_ethernet_controller_and_the_ble_lock_enroll_in_process() -> anyhow:
     }
     Ok(())
 }
+
+/// Claim 15: the label read from an NFC tag instead of a QR code. The tag
+/// holds the same signed payload as bytes; the assistant reads it from a
+/// Type 2 tag dump, and the device verifies it itself as always.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wifi_meter_enrolls_from_an_nfc_tag() -> anyhow::Result<()> {
+    let fx = Fixture::new()?;
+    let printed = label(&WIFI_METER, METER_ID);
+    let message = qr_packer::nfc::encode_message(printed.signed_bytes())?;
+    let tag = qr_packer::nfc::TAGS.into_iter().find(|t| t.fits(message.len())).expect("a tag that fits");
+    let image = qr_packer::nfc::type2_image(tag, [4, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66], &message)?;
+
+    let (payload, kind) = qr_packer::nfc::read_payload(&image)?;
+    assert_eq!(kind, qr_packer::nfc::ImageKind::Type2Dump);
+    let scanned = enrollment_assistant::ScannedApp::from_signed(
+        qr_packer::SignedPayload::from_bytes(payload),
+        &manufacturer().trusted(),
+    )?;
+    let (a, b) = Link::memory_pair();
+    let (assistant, device) =
+        tokio::join!(fx.assistant.enroll(a, &scanned, EnrollOptions::default()), fx.device.serve(eui(METER_ID), b));
+    let report = assistant?;
+    device?;
+    assert_eq!(report.relayed.sp_bound_id.to_string(), format!("{SP}/wifi/{METER_ID}"));
+    assert!(fx.device.store().state(&eui(METER_ID))?.expect("provisioned").sealed);
+    Ok(())
+}

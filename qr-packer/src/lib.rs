@@ -12,6 +12,7 @@
 //! | the pipeline both ways, stage by stage | [`payload`] |
 //! | prefix + base45 | [`text`] |
 //! | QR code: PNG, SVG, terminal; reading a photo | [`label`] |
+//! | the same payload on an NFC tag: NDEF, Type 2 and Type 4 tag images | [`nfc`] |
 //! | every error, one variant per stage | [`error`] |
 //! | size report: every stage, naive size side by side | [`report`] |
 //! | one payload per device of a CSV, in parallel | [`batch`] |
@@ -37,6 +38,7 @@ pub mod error;
 #[cfg(feature = "render")]
 pub mod label;
 pub mod manifest;
+pub mod nfc;
 pub mod payload;
 #[cfg(feature = "photo")]
 mod photo;

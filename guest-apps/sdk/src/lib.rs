@@ -68,7 +68,6 @@ pub mod phone {
     /// knows (`offer.assistant(value)` under the name of the value).
     pub mod offer {
         pub use super::iot_enroll::enrollment::offer::*;
-        use super::Refusal;
 
         /// The owner or organisation enrolling the device.
         pub fn owner() -> Result<(), Refusal> {

@@ -12,7 +12,7 @@ use qr_packer::batch::{self, Images};
 use qr_packer::report::{SizeReport, naive_size};
 use qr_packer::{
     Dictionary, Ec, Halves, Label, Manifest, ManufacturerKey, PayloadError, PreparedApp, SignedPayload, TrustedKeys,
-    dictionary, read_label_image,
+    dictionary, nfc, read_label_image,
 };
 
 #[derive(Parser)]
@@ -203,6 +203,9 @@ struct PackArgs {
     /// Base name of the output files (default: the device id, or the app id).
     #[arg(long)]
     name: Option<String>,
+    /// Also write the label for an NFC tag: NAME.ndef, an NDEF message with the signed payload as bytes (no base45), and say which common tags it fits.
+    #[arg(long)]
+    ndef: bool,
     #[command(flatten)]
     label: LabelArgs,
     #[command(flatten)]
@@ -344,6 +347,10 @@ fn main() -> ExitCode {
             if let Some(e) = error.downcast_ref::<PayloadError>() {
                 return ExitCode::from(exit_code(e));
             }
+            if error.downcast_ref::<nfc::NfcError>().is_some() {
+                // Before stage 0: the NFC image held no label (FORMAT.md, "On an NFC tag").
+                return ExitCode::from(9);
+            }
             ExitCode::from(2)
         }
     }
@@ -386,12 +393,12 @@ fn simulate_cmd(args: SimulateArgs) -> Result<ExitCode> {
     } else {
         let trusted_path = args.trusted.context("a label needs --trusted KEY.pub.json: the key that signed it")?;
         let trusted = TrustedKeys::from_files(&[trusted_path])?;
-        let bytes = std::fs::read(&args.target).with_context(|| format!("reading {}", args.target.display()))?;
-        let app = if std::str::from_utf8(&bytes).is_ok_and(|t| t.trim_start().starts_with(qr_packer::text::PREFIX)) {
-            enrollment_assistant::ScannedApp::from_text(std::str::from_utf8(&bytes)?, &trusted)?
-        } else {
-            enrollment_assistant::ScannedApp::from_image(&bytes, &trusted)?
-        };
+        if !args.target.exists() {
+            bail!("{}: no such app folder or label file", args.target.display());
+        }
+        let target = args.target.to_str().context("the label's path is not UTF-8")?;
+        let payload = Input::read(target)?.payload()?;
+        let app = enrollment_assistant::ScannedApp::from_signed(payload, &trusted)?;
         match &args.device {
             Some(addr) => runtime.block_on(simulate::run_against(&app, &scenario, addr))?,
             None => runtime.block_on(simulate::run(&app, trusted, &scenario))?,
@@ -527,10 +534,21 @@ fn pack(args: PackArgs) -> Result<ExitCode> {
     write(&base.with_extension("txt"), format!("{text}\n").as_bytes())?;
     write(&base.with_extension("png"), &label.png(args.label.scale)?)?;
     write(&base.with_extension("svg"), label.svg(args.label.scale).as_bytes())?;
+    let ndef = if args.ndef {
+        let message = nfc::encode_message(payload.as_bytes())?;
+        write(&base.with_extension("ndef"), &message)?;
+        Some(message.len())
+    } else {
+        None
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!("packed {} for {} → {}.{{txt,png,svg}}", manifest.app_id, name, base.display());
+        let ndef_ext = if ndef.is_some() { ",ndef" } else { "" };
+        println!("packed {} for {} → {}.{{txt,png,svg{ndef_ext}}}", manifest.app_id, name, base.display());
+        if let Some(len) = ndef {
+            println!("{}", nfc_fit(len));
+        }
         let dict = app.dictionary();
         if dictionary::MANUFACTURER_IDS.contains(&dict.id()) {
             println!(
@@ -598,18 +616,76 @@ fn batch_cmd(args: BatchArgs) -> Result<ExitCode> {
     Ok(if bad.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(4) })
 }
 
-/// The payload text from a file (text or image) or the argument itself.
+/// Which common NFC tags an NDEF message of `len` bytes fits.
+fn nfc_fit(len: usize) -> String {
+    let tags: Vec<String> = nfc::TAGS
+        .iter()
+        .map(|t| format!("{} ({} B): {}", t.name, t.user_bytes, if t.fits(len) { "fits" } else { "too small" }))
+        .collect();
+    format!("NFC: {len}-byte NDEF message; {}", tags.join(", "))
+}
+
+/// A label as a reader is given it: the text, from a file (text, QR image,
+/// NFC image) or the argument itself.
+enum Input {
+    Text(String),
+    Nfc(SignedPayload, nfc::ImageKind),
+}
+
+impl Input {
+    fn read(input: &str) -> Result<Input> {
+        if input.starts_with(qr_packer::text::PREFIX) || !Path::new(input).exists() {
+            // Not a file: the text itself (its prefix is checked like any other).
+            return Ok(Input::Text(input.to_owned()));
+        }
+        let bytes = read(Path::new(input))?;
+        let is_image = bytes.starts_with(b"\x89PNG") || bytes.starts_with(&[0xFF, 0xD8]);
+        if is_image {
+            return Ok(Input::Text(read_label_image(&bytes)?));
+        }
+        // Text is text (its prefix is checked later), unless the file is
+        // named as an NFC image and does not start like a label text.
+        let nfc_file = Path::new(input).extension().is_some_and(|e| e == "ndef" || e == "bin");
+        match std::str::from_utf8(&bytes) {
+            Ok(text) if !nfc_file || text.trim_start().starts_with(qr_packer::text::PREFIX) => {
+                return Ok(Input::Text(text.to_owned()));
+            }
+            _ => {}
+        }
+        let (payload, kind) =
+            nfc::read_payload(&bytes).with_context(|| format!("{input}: neither a label text, a QR image nor an NFC image"))?;
+        Ok(Input::Nfc(SignedPayload::from_bytes(payload), kind))
+    }
+
+    /// Where the label was read from.
+    fn source(&self) -> &'static str {
+        match self {
+            Input::Text(_) => "QR label text",
+            Input::Nfc(_, nfc::ImageKind::NdefMessage) => "NFC: NDEF message",
+            Input::Nfc(_, nfc::ImageKind::Type2Dump) => "NFC: Type 2 tag dump",
+            Input::Nfc(_, nfc::ImageKind::Type4NdefFile) => "NFC: Type 4 NDEF file",
+        }
+    }
+
+    /// The label's text (for an NFC image, the text its QR code would carry).
+    fn text(&self) -> String {
+        match self {
+            Input::Text(text) => text.clone(),
+            Input::Nfc(payload, _) => payload.to_text(),
+        }
+    }
+
+    fn payload(&self) -> Result<SignedPayload> {
+        Ok(match self {
+            Input::Text(text) => SignedPayload::from_text(text)?,
+            Input::Nfc(payload, _) => payload.clone(),
+        })
+    }
+}
+
+/// The payload text from a file (text, QR image, NFC image) or the argument itself.
 fn input_text(input: &str) -> Result<String> {
-    if input.starts_with(qr_packer::text::PREFIX) || !Path::new(input).exists() {
-        // Not a file: the text itself (its prefix is checked like any other).
-        return Ok(input.to_owned());
-    }
-    let bytes = read(Path::new(input))?;
-    let is_image = bytes.starts_with(b"\x89PNG") || bytes.starts_with(&[0xFF, 0xD8]);
-    if is_image {
-        return Ok(read_label_image(&bytes)?);
-    }
-    String::from_utf8(bytes).with_context(|| format!("{input}: neither a label image nor UTF-8 text"))
+    Ok(Input::read(input)?.text())
 }
 
 fn trusted(args: &TrustArgs) -> Result<TrustedKeys> {
@@ -621,13 +697,15 @@ fn trusted(args: &TrustArgs) -> Result<TrustedKeys> {
 }
 
 fn inspect(args: InspectArgs) -> Result<ExitCode> {
-    let text = input_text(&args.input)?;
-    let payload = SignedPayload::from_text(&text)?;
+    let input = Input::read(&args.input)?;
+    let text = input.text();
+    let payload = input.payload()?;
     let keys = trusted(&args.trust)?;
     let (bundle, checked) =
         if keys.is_empty() { (payload.decode_unverified()?, false) } else { (payload.verify(&keys)?, true) };
     if args.json {
         let json = serde_json::json!({
+            "source": input.source(),
             "signer": bundle.signer,
             "signature_checked": checked,
             "format_version": bundle.manifest.format_version,
@@ -639,6 +717,7 @@ fn inspect(args: InspectArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         let m = &bundle.manifest;
+        println!("read from:     {}", input.source());
         println!("signer:        {} ({})", bundle.signer, if checked { "signature verified" } else { "signature NOT checked: no trusted keys given" });
         let whose = if dictionary::MANUFACTURER_IDS.contains(&bundle.dictionary) { " (the signer's own)" } else { "" };
         println!("format:        version {}, dictionary {}{whose}", m.format_version, bundle.dictionary);
@@ -669,8 +748,7 @@ fn verify(args: VerifyArgs) -> Result<ExitCode> {
     if keys.is_empty() {
         bail!("no trusted keys: give --trusted FILE or --trusted-dir DIR");
     }
-    let text = input_text(&args.input)?;
-    let bundle = SignedPayload::from_text(&text)?.verify(&keys)?;
+    let bundle = Input::read(&args.input)?.payload()?.verify(&keys)?;
     println!(
         "verified: {} {} for {}, signed by {}",
         bundle.manifest.app_id,

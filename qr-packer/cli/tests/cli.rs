@@ -353,3 +353,54 @@ fn train_dict_needs_samples_or_reference_and_shipped_retrains_the_shipped_dictio
     assert_eq!(code, Some(2));
     assert!(stderr.contains("dictionary id 1 is not a manufacturer dictionary id"), "{stderr}");
 }
+
+#[test]
+fn pack_ndef_writes_an_nfc_label_that_reads_back_from_every_tag_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(dir.path(), "acme-1");
+    let out = s(dir.path());
+    let report = ok(&["pack", "--app", "wifi-meter", "--key", &key, "--out-dir", out, "--device-id", "AC-DE-48-00-00-80", "--ndef"]);
+    let base = dir.path().join("AC-DE-48-00-00-80");
+    let message = std::fs::read(base.with_extension("ndef")).unwrap();
+    let text = std::fs::read_to_string(base.with_extension("txt")).unwrap();
+    // The same signed payload as the QR label, as bytes.
+    let (payload, _) = qr_packer::nfc::read_payload(&message).unwrap();
+    assert_eq!(SignedPayload::from_bytes(payload).to_text(), text.trim_end());
+    let fits: Vec<&str> = qr_packer::nfc::TAGS.iter().filter(|t| t.fits(message.len())).map(|t| t.name).collect();
+    assert!(!fits.is_empty(), "a reference app fits some common tag ({} bytes)", message.len());
+    for tag in qr_packer::nfc::TAGS {
+        let verdict = if tag.fits(message.len()) { "fits" } else { "too small" };
+        assert!(report.contains(&format!("{} ({} B): {verdict}", tag.name, tag.user_bytes)), "{report}");
+    }
+
+    // verify and inspect read the .ndef, a Type 2 dump and a Type 4 image.
+    let ndef = s(&base.with_extension("ndef")).to_owned();
+    let inspect = ok(&["inspect", &ndef, "--trusted", &public]);
+    assert!(inspect.contains("read from:     NFC: NDEF message") && inspect.contains("signature verified"), "{inspect}");
+    let tag = qr_packer::nfc::TAGS.iter().find(|t| t.fits(message.len())).unwrap();
+    let type2 = dir.path().join("tag2.bin");
+    std::fs::write(&type2, qr_packer::nfc::type2_image(*tag, [4, 0x1F, 0x2E, 0x3D, 0x4C, 0x5B, 0x6A], &message).unwrap()).unwrap();
+    let type4 = dir.path().join("tag4.bin");
+    std::fs::write(&type4, qr_packer::nfc::type4_image(&message).unwrap()).unwrap();
+    for (image, kind) in [(&type2, "NFC: Type 2 tag dump"), (&type4, "NFC: Type 4 NDEF file")] {
+        ok(&["verify", s(image), "--trusted", &public]);
+        let json: serde_json::Value = serde_json::from_str(&ok(&["inspect", s(image), "--trusted", &public, "--json"])).unwrap();
+        assert_eq!(json["source"], kind);
+        assert_eq!(json["manifest"]["device_id"], "AC-DE-48-00-00-80");
+    }
+
+    // One flipped bit in the payload: the signature stage refuses it (15);
+    // a file that is no NFC image at all: 9.
+    let mut tampered = message.clone();
+    let last = tampered.len() - 70;
+    tampered[last] ^= 1;
+    let tampered_path = dir.path().join("tampered.ndef");
+    std::fs::write(&tampered_path, &tampered).unwrap();
+    let (code, stderr) = fails(&["verify", s(&tampered_path), "--trusted", &public]);
+    assert_eq!(code, Some(15), "{stderr}");
+    let junk = dir.path().join("junk.bin");
+    std::fs::write(&junk, [0x13, 0x37, 0x00, 0xFF]).unwrap();
+    let (code, stderr) = fails(&["verify", s(&junk), "--trusted", &public]);
+    assert_eq!(code, Some(9), "{stderr}");
+    assert!(stderr.contains("neither a label text, a QR image nor an NFC image"), "{stderr}");
+}

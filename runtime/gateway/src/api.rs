@@ -3,13 +3,16 @@
 //!
 //! `POST /v1/enroll` (`{"label_text"|"label_image_base64", "device": "HOST:PORT"}`),
 //! `GET /v1/devices`, `GET /v1/devices/{id}`, `GET /v1/stream`,
-//! `POST /v1/rebind-pending`.
+//! `POST /v1/rebind-pending`. Every route needs the gateway's API token
+//! (`Authorization: Bearer <api_token>`, [`crate::api_auth`]); without it the
+//! answer is `401 unauthenticated` and nothing is done.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{Path as UrlPath, State};
 use axum::http::StatusCode;
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -17,16 +20,18 @@ use base64::Engine;
 use serde::Deserialize;
 use sp_bound_id::Eui;
 
+use crate::api_auth::{ApiToken, require_token};
 use crate::{Gateway, GatewayError, Label};
 
-/// The API of `gateway`.
-pub fn router(gateway: Arc<Gateway>) -> Router {
+/// The API of `gateway`, for callers holding `token`.
+pub fn router(gateway: Arc<Gateway>, token: ApiToken) -> Router {
     Router::new()
         .route("/v1/enroll", post(api_enroll))
         .route("/v1/devices", get(api_devices))
         .route("/v1/devices/{id}", get(api_device))
         .route("/v1/stream", get(api_stream))
         .route("/v1/rebind-pending", post(api_rebind_pending))
+        .layer(middleware::from_fn_with_state(token, require_token))
         .with_state(gateway)
 }
 
@@ -135,13 +140,10 @@ mod tests {
     async fn serve_api(dir: &std::path::Path) -> String {
         let store = GatewayStore::open(&dir.join("gateway.sqlite")).unwrap();
         let control = ControlServer::new(ControlServerConfig {
-            base_url: "http://127.0.0.1:9".into(),
-            gateway_id: "gw-test".into(),
-            credential: "secret".into(),
-            geo: None,
-            service_type: None,
             timeout: Duration::from_millis(200),
-        });
+            ..ControlServerConfig::new("http://127.0.0.1:9", "gw-test", "secret")
+        })
+        .unwrap();
         let services = GatewayServices::new(control.clone(), store.clone(), HashMap::new());
         let identity = SigningKey::from_bytes(&[9; 32]);
         let sandbox = Arc::new(Sandbox::new(SandboxConfig { max_concurrent_halves: 4, ..SandboxConfig::default() }).unwrap());
@@ -150,15 +152,55 @@ mod tests {
         let gateway = Gateway::new(assistant, store, control, identity, TrustedKeys::new(), Timeouts::default());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, router(Arc::new(gateway))).await });
+        let token = ApiToken::new(TOKEN).unwrap();
+        tokio::spawn(async move { axum::serve(listener, router(Arc::new(gateway), token)).await });
         format!("http://{addr}")
+    }
+
+    const TOKEN: &str = "test-token-0123456789";
+
+    /// A client that sends the API token with every request.
+    fn authorized() -> reqwest::Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {TOKEN}").parse().unwrap());
+        control_api::http_client::client_builder().default_headers(headers).build().unwrap()
+    }
+
+    #[tokio::test]
+    async fn every_route_needs_the_api_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = serve_api(dir.path()).await;
+        let anonymous = crate::http_client().unwrap();
+        let label = serde_json::json!({"label_text": "EN1:not base45", "device": "127.0.0.1:1"});
+        for bearer in [None, Some("Bearer wrong-token-0123456789"), Some("Basic dGVzdA==")] {
+            let requests = [
+                anonymous.get(format!("{base}/v1/devices")),
+                anonymous.get(format!("{base}/v1/devices/AC-DE-48-00-00-80")),
+                anonymous.get(format!("{base}/v1/stream")),
+                anonymous.post(format!("{base}/v1/rebind-pending")),
+                anonymous.post(format!("{base}/v1/enroll")).json(&label),
+            ];
+            for request in requests {
+                let request = match bearer {
+                    Some(value) => request.header("authorization", value),
+                    None => request,
+                };
+                let answer = request.send().await.unwrap();
+                assert_eq!(answer.status(), 401, "{:?}", answer.url().path());
+                let body: serde_json::Value = answer.json().await.unwrap();
+                assert_eq!(body["error"], "unauthenticated", "{body}");
+                assert!(body["message"].as_str().unwrap().contains("api_token"), "{body}");
+            }
+        }
+        let answer = authorized().get(format!("{base}/v1/devices")).send().await.unwrap();
+        assert_eq!(answer.status(), 200);
     }
 
     #[tokio::test]
     async fn the_router_answers_in_process_with_specific_errors() {
         let dir = tempfile::tempdir().unwrap();
         let base = serve_api(dir.path()).await;
-        let http = crate::http_client();
+        let http = authorized();
 
         let devices = http.get(format!("{base}/v1/devices")).send().await.unwrap();
         assert_eq!(devices.status(), 200);

@@ -4,7 +4,10 @@
 //! ```toml
 //! db = "gateway.sqlite"                 # the device table (created if missing)
 //! identity_key = "gateway.key"          # Ed25519 seed, hex (created if missing)
-//! listen = "127.0.0.1:7000"             # the local HTTP API (port 0: any; printed)
+//! listen = "127.0.0.1:7000"             # the local HTTP API (port 0: any; printed); loopback only…
+//! # listen_beyond_loopback = true       # …unless this is set (then put TLS in front of it)
+//! api_token = "…"                       # required: callers of the local API send `Authorization: Bearer <api_token>`
+//!                                       # (16+ visible ASCII characters, e.g. `openssl rand -hex 16`)
 //! trusted_manufacturer_keys = ["acme.pub"]
 //! owner = "ACME Utilities"
 //! location = "geo:52.3676,4.9041"
@@ -17,6 +20,9 @@
 //! credential = "…"
 //! service_type = "metering"
 //! geo = { lat = 52.37, lon = 4.89 }
+//! timeout_ms = 5000                     # per resolve / ack call
+//! stream_idle_timeout_ms = 45000        # reconnect the update stream after this long without a byte
+//!                                       # (the server sends a keep-alive every 15 s)
 //!
 //! [sp_endpoints]                        # where enrolled devices are reported
 //! "sp-one.example" = "http://127.0.0.1:9001"
@@ -55,6 +61,7 @@ use enrollment_assistant::{AssistantRuntime, Compiler, NetworkCredentials, Sandb
 use serde::Deserialize;
 
 use crate::Gateway;
+use crate::api_auth::ApiToken;
 use crate::control::{ControlServer, ControlServerConfig, Geo};
 use crate::services::GatewayServices;
 use crate::store::{GatewayStore, GatewayStoreError};
@@ -77,6 +84,8 @@ pub enum ConfigError {
     Store { path: PathBuf, source: GatewayStoreError },
     #[error("setting up the sandbox: {0}")]
     Sandbox(#[from] SetupError),
+    #[error("setting up the control-server client: {0}")]
+    Control(#[from] crate::control::ControlError),
 }
 
 /// `gateway.toml`.
@@ -87,8 +96,16 @@ pub struct GatewayConfig {
     pub db: PathBuf,
     /// The gateway's Ed25519 identity key, 32 bytes hex (created if missing).
     pub identity_key: PathBuf,
+    /// The local HTTP API's address: loopback unless
+    /// `listen_beyond_loopback` is set.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// Allow `listen` on an address other hosts can reach.
+    #[serde(default)]
+    pub listen_beyond_loopback: bool,
+    /// The bearer token callers of the local API must send
+    /// ([`crate::api_auth`]).
+    pub api_token: String,
     /// Public key files of the manufacturers whose labels this gateway runs.
     pub trusted_manufacturer_keys: Vec<PathBuf>,
     #[serde(default)]
@@ -130,6 +147,12 @@ pub struct ControlServerSection {
     pub geo: Option<Geo>,
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+    #[serde(default = "default_stream_idle_timeout_ms")]
+    pub stream_idle_timeout_ms: u64,
+}
+
+fn default_stream_idle_timeout_ms() -> u64 {
+    control_api::gateway::STREAM_IDLE_TIMEOUT.as_millis() as u64
 }
 
 fn default_listen() -> SocketAddr {
@@ -147,7 +170,31 @@ impl GatewayConfig {
         let config: Self =
             toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_owned(), reason: e.to_string() })?;
         let base = path.parent().map(Path::to_owned).unwrap_or_else(|| PathBuf::from("."));
+        config.api_token()?;
+        config.listen_addr(None)?;
         Ok((config, base))
+    }
+
+    /// The local API's token, checked.
+    pub fn api_token(&self) -> Result<ApiToken, ConfigError> {
+        ApiToken::new(&self.api_token).map_err(|reason| ConfigError::Invalid { key: "api_token".into(), reason })
+    }
+
+    /// Where the local API listens: `listen`, or `over` (the command line's
+    /// `--listen`); refused if other hosts could reach it and
+    /// `listen_beyond_loopback` is not set.
+    pub fn listen_addr(&self, over: Option<SocketAddr>) -> Result<SocketAddr, ConfigError> {
+        let addr = over.unwrap_or(self.listen);
+        if !addr.ip().is_loopback() && !self.listen_beyond_loopback {
+            return Err(ConfigError::Invalid {
+                key: "listen".into(),
+                reason: format!(
+                    "{addr} is not a loopback address: the enrollment API would be reachable from other hosts; \
+                     use 127.0.0.1 or set listen_beyond_loopback = true"
+                ),
+            });
+        }
+        Ok(addr)
     }
 
     /// Builds the gateway this configuration describes; relative paths are
@@ -167,7 +214,8 @@ impl GatewayConfig {
             geo: cs.geo,
             service_type: cs.service_type.clone(),
             timeout: Duration::from_millis(cs.timeout_ms),
-        });
+            stream_idle_timeout: Duration::from_millis(cs.stream_idle_timeout_ms.max(1)),
+        })?;
         let mut endpoints = HashMap::new();
         for (sp, url) in &self.sp_endpoints {
             let sp = SpIdentity::new(sp)
@@ -206,3 +254,43 @@ fn load_or_create_identity(path: &Path) -> Result<SigningKey, ConfigError> {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "db = \"gw.sqlite\"\nidentity_key = \"gw.key\"\ntrusted_manufacturer_keys = []\n";
+    const CONTROL: &str = "[control_server]\nurl = \"http://127.0.0.1:1\"\ngateway_id = \"gw-1\"\ncredential = \"c\"\n";
+
+    fn load(text: &str) -> Result<GatewayConfig, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.toml");
+        std::fs::write(&path, text).unwrap();
+        GatewayConfig::load(&path).map(|(c, _)| c)
+    }
+
+    #[test]
+    fn the_api_token_is_required_and_checked() {
+        let missing = load(&format!("{MINIMAL}{CONTROL}")).unwrap_err();
+        assert!(missing.to_string().contains("api_token"), "{missing}");
+        let short = load(&format!("{MINIMAL}api_token = \"abc\"\n{CONTROL}")).unwrap_err();
+        assert!(matches!(&short, ConfigError::Invalid { key, .. } if key == "api_token"), "{short}");
+        let config = load(&format!("{MINIMAL}api_token = \"0123456789abcdef\"\n{CONTROL}")).unwrap();
+        assert_eq!(config.api_token().unwrap().as_str(), "0123456789abcdef");
+        assert_eq!(config.control_server.stream_idle_timeout_ms, 45_000);
+    }
+
+    #[test]
+    fn the_api_listens_on_loopback_unless_told_otherwise() {
+        let token = "api_token = \"0123456789abcdef\"\n";
+        let open = load(&format!("{MINIMAL}{token}listen = \"0.0.0.0:7000\"\n{CONTROL}")).unwrap_err();
+        assert!(matches!(&open, ConfigError::Invalid { key, .. } if key == "listen"), "{open}");
+        assert!(open.to_string().contains("listen_beyond_loopback"), "{open}");
+        let allowed =
+            load(&format!("{MINIMAL}{token}listen = \"0.0.0.0:7000\"\nlisten_beyond_loopback = true\n{CONTROL}")).unwrap();
+        assert_eq!(allowed.listen_addr(None).unwrap().port(), 7000);
+        let local = load(&format!("{MINIMAL}{token}{CONTROL}")).unwrap();
+        assert!(local.listen_addr(None).unwrap().ip().is_loopback());
+        assert!(local.listen_addr(Some("192.0.2.1:7000".parse().unwrap())).is_err(), "--listen is checked too");
+        assert!(local.listen_addr(Some("[::1]:7000".parse().unwrap())).is_ok());
+    }
+}

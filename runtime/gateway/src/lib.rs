@@ -21,10 +21,12 @@
 //! control-server client.
 
 pub mod api;
+pub mod api_auth;
 pub mod config;
 pub mod control;
 pub mod services;
 pub mod store;
+pub mod update_stream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -44,12 +46,12 @@ use control::{ControlError, ControlServer};
 use store::{Applied, AssociationUpdate, GatewayStore, GatewayStoreError};
 
 /// An HTTP client for the control server and SPs, with the process-wide
-/// rustls crypto provider (ring) installed first: reqwest is built without
-/// a default one and would panic on the first `https` URL.
-pub fn http_client() -> reqwest::Client {
-    // Already installed (by us or the embedding application) is fine.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::new()
+/// rustls crypto provider (ring) installed first (reqwest is built without
+/// a default one and would panic on the first `https` URL). It follows no
+/// redirects (`control_api::http_client`). Fails only if the TLS backend
+/// cannot be set up.
+pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
+    control_api::http_client::client()
 }
 
 /// Why a gateway operation failed.

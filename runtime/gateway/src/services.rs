@@ -6,6 +6,8 @@
 //! SP part changed); `relay` posts the enrolled device's identifier and public
 //! key to its service provider's endpoint. Location, owner and the network
 //! credentials handed to devices come from the gateway's configuration.
+//! An SP's answer to a relay is read up to [`SP_ANSWER_MAX`] bytes, and an
+//! HTTP redirect from it is a refusal, not followed.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -17,6 +19,10 @@ use super::store::GatewayStore;
 use enrollment_assistant::NetworkCredentials;
 use sp_bound_id::{AccessTechnology, Eui, SpIdentity};
 use enrollment_assistant::{AssistantServices, RelayError, RelayedDevice, ResolveError, SpBinding};
+
+/// Most bytes of an SP's answer to a relay that are read (only its status
+/// counts; the text goes into the error).
+pub const SP_ANSWER_MAX: usize = 4 * 1024;
 
 /// The gateway's assistant services.
 pub struct GatewayServices {
@@ -37,6 +43,7 @@ impl GatewayServices {
     pub fn new(control: ControlServer, store: GatewayStore, sp_endpoints: HashMap<SpIdentity, String>) -> Self {
         let gateway_id = control.config().gateway_id.clone();
         Self {
+            http: control.http().clone(),
             control,
             store,
             sp_endpoints,
@@ -45,7 +52,6 @@ impl GatewayServices {
             networks: Vec::new(),
             gateway_id,
             relay_timeout: Duration::from_secs(5),
-            http: crate::http_client(),
         }
     }
 }
@@ -103,7 +109,10 @@ impl AssistantServices for GatewayServices {
                 Ok(())
             } else {
                 let status = response.status();
-                let text = response.text().await.unwrap_or_default();
+                let text = match control_api::http_client::read_body(response, SP_ANSWER_MAX).await {
+                    Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+                    Err(e) => e.to_string(),
+                };
                 Err(RelayError::Refused(format!("{sp} answered {status}: {text}")))
             }
         })

@@ -14,6 +14,12 @@
 //! either old or new, and resumes the stream exactly after the last update it
 //! applied: nothing is lost and nothing is applied twice.
 //!
+//! Each applied update is also logged (`applied_updates`, for diagnosis).
+//! Idempotence does not need the log, only `last_seq`, so the log keeps the
+//! last [`APPLIED_LOG_KEPT`] updates and older rows are deleted in the same
+//! transaction that applies a batch: a gateway that follows a busy stream
+//! for years keeps a bounded file.
+//!
 //! One SQLite file in WAL mode with `synchronous=FULL`; writes are few (an
 //! enrollment, a batch of pushed updates), so one connection behind a mutex,
 //! used from blocking threads, is enough.
@@ -141,11 +147,16 @@ CREATE TABLE IF NOT EXISTS applied_updates (
 );
 ";
 
+/// How many of the latest applied updates the `applied_updates` log keeps.
+pub const APPLIED_LOG_KEPT: u64 = 10_000;
+
 /// The gateway's device table.
 #[derive(Clone)]
 pub struct GatewayStore {
     conn: Arc<Mutex<Connection>>,
     path: PathBuf,
+    /// [`APPLIED_LOG_KEPT`], smaller in tests.
+    applied_log_kept: u64,
 }
 
 impl GatewayStore {
@@ -156,7 +167,7 @@ impl GatewayStore {
         conn.pragma_update(None, "synchronous", "FULL").during("setting synchronous=FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).during("setting the busy timeout")?;
         conn.execute_batch(SCHEMA).during("creating the schema")?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)), path: path.to_owned() })
+        Ok(Self { conn: Arc::new(Mutex::new(conn)), path: path.to_owned(), applied_log_kept: APPLIED_LOG_KEPT })
     }
 
     pub fn path(&self) -> &Path {
@@ -243,6 +254,7 @@ impl GatewayStore {
     /// the new stream position. Updates at or below the stored position were
     /// applied before (a replay after a restart) and are skipped.
     pub async fn apply_updates(&self, updates: Vec<AssociationUpdate>) -> Result<Applied, GatewayStoreError> {
+        let kept = self.applied_log_kept;
         self.with(move |conn| {
             let tx = conn.transaction().during("starting a transaction")?;
             let mut last_seq: u64 =
@@ -308,6 +320,10 @@ impl GatewayStore {
             }
             tx.execute("UPDATE stream SET last_seq = ?1 WHERE id = 1", params![last_seq as i64])
                 .during("advancing the stream position")?;
+            if applied.applied > 0 && last_seq > kept {
+                tx.execute("DELETE FROM applied_updates WHERE seq <= ?1", params![(last_seq - kept) as i64])
+                    .during("pruning the update log")?;
+            }
             tx.commit().during("committing updates")?;
             applied.last_seq = last_seq;
             Ok(applied)
@@ -501,5 +517,36 @@ mod tests {
         assert_eq!(store.pending_rebinds().await.expect("pending").len(), 1);
         store.rebind_done(id.with_sp(sp("sp-two.example")), 2).await.expect("done");
         assert!(store.pending_rebinds().await.expect("pending").is_empty());
+    }
+
+    /// The seqs the update log holds.
+    async fn logged(store: &GatewayStore) -> Vec<u64> {
+        store
+            .with(|conn| {
+                let mut stmt = conn.prepare("SELECT seq FROM applied_updates ORDER BY seq").during("listing the log")?;
+                let rows = stmt.query_map([], |r| r.get::<_, i64>(0)).during("listing the log")?;
+                rows.map(|r| r.map(|s| s as u64).during("reading the log")).collect()
+            })
+            .await
+            .expect("log")
+    }
+
+    #[tokio::test]
+    async fn the_update_log_is_pruned_and_replays_stay_skipped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = GatewayStore::open(&dir.path().join("gw.db")).expect("open");
+        store.applied_log_kept = 3;
+        let device = "AC-DE-48-00-00-80";
+        let batch = |seqs: std::ops::RangeInclusive<u64>, to: &str| seqs.map(|n| update(n, device, to)).collect::<Vec<_>>();
+        store.apply_updates(batch(1..=2, "sp-one.example")).await.expect("apply");
+        assert_eq!(logged(&store).await, vec![1, 2], "below the limit nothing is pruned");
+        store.apply_updates(batch(3..=10, "sp-two.example")).await.expect("apply");
+        assert_eq!(logged(&store).await, vec![8, 9, 10], "only the last 3 are kept");
+        // A replay of pruned and kept updates is still skipped: idempotence is the stream position.
+        let again = store.apply_updates(batch(5..=10, "sp-three.example")).await.expect("replay");
+        assert_eq!((again.applied, again.skipped, again.last_seq), (0, 6, 10));
+        assert_eq!(store.device(eui(device)).await.expect("read").expect("known").sp, Some(sp("sp-two.example")));
+        store.apply_updates(batch(11..=11, "sp-three.example")).await.expect("apply");
+        assert_eq!(logged(&store).await, vec![9, 10, 11]);
     }
 }

@@ -3,8 +3,10 @@
 //! `gateway serve --config gateway.toml` keeps the gateway's device table,
 //! follows the control server's update stream (re-binding enrolled devices
 //! whose SP changed) and serves a small local HTTP API through which labels
-//! are enrolled. `gateway enroll` and `gateway devices` are clients of that
-//! API; `gateway show` reads the table directly.
+//! are enrolled (on loopback, for callers with the configuration's
+//! `api_token`). `gateway enroll` and `gateway devices` are clients of that
+//! API (`--token`, or `GATEWAY_API_TOKEN`); `gateway show` reads the table
+//! directly.
 //!
 //! The configuration file is described in `enrollment_gateway::config`, the
 //! API in `enrollment_gateway::api`.
@@ -20,6 +22,11 @@ use clap::{Parser, Subcommand};
 use enrollment_assistant::Compiler;
 use enrollment_gateway::config::GatewayConfig;
 use enrollment_gateway::store::GatewayStore;
+use control_api::http_client::read_body;
+
+/// Largest answer of the gateway's API read by `enroll` and `devices` (a
+/// device list of some 100,000 devices).
+const LOCAL_ANSWER_MAX: usize = 64 * 1024 * 1024;
 
 #[derive(Parser)]
 #[command(version, about = "The device gateway: enrolls devices from their labels and keeps their identifiers current")]
@@ -53,11 +60,17 @@ enum Command {
         /// The device's local link (the device agent's address).
         #[arg(long)]
         device: SocketAddr,
+        /// The gateway's API token (`api_token` of its configuration).
+        #[arg(long, env = "GATEWAY_API_TOKEN", hide_env_values = true)]
+        token: String,
     },
     /// List the devices a running gateway serves.
     Devices {
         #[arg(long)]
         gateway: String,
+        /// The gateway's API token (`api_token` of its configuration).
+        #[arg(long, env = "GATEWAY_API_TOKEN", hide_env_values = true)]
+        token: String,
     },
     /// Print the device table of a gateway store file as JSON.
     Show {
@@ -72,18 +85,22 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
-    // HTTPS to the control server and SPs uses rustls with the ring provider.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     match Cli::parse().command {
         Command::Serve { config, listen, compiler } => serve(&config, listen, compiler).await,
-        Command::Enroll { gateway, label, device } => enroll(&gateway, &label, device).await,
-        Command::Devices { gateway } => {
-            let body = reqwest::get(format!("{}/v1/devices", gateway.trim_end_matches('/')))
+        Command::Enroll { gateway, label, device, token } => enroll(&gateway, &label, device, &token).await,
+        Command::Devices { gateway, token } => {
+            let response = enrollment_gateway::http_client()?
+                .get(format!("{}/v1/devices", gateway.trim_end_matches('/')))
+                .bearer_auth(&token)
+                .send()
                 .await
-                .with_context(|| format!("reaching the gateway at {gateway}"))?
-                .text()
-                .await?;
-            println!("{body}");
+                .with_context(|| format!("reaching the gateway at {gateway}"))?;
+            let status = response.status();
+            let body = read_body(response, LOCAL_ANSWER_MAX).await.context("reading the gateway's answer")?;
+            println!("{}", String::from_utf8_lossy(&body));
+            if !status.is_success() {
+                bail!("listing devices failed ({status})");
+            }
             Ok(())
         }
         Command::Show { db } => {
@@ -96,17 +113,17 @@ async fn main() -> anyhow::Result<()> {
 
 async fn serve(config_path: &Path, listen: Option<SocketAddr>, compiler: Option<Compiler>) -> anyhow::Result<()> {
     let (config, base) = GatewayConfig::load(config_path)?;
+    let token = config.api_token()?;
+    let listen = config.listen_addr(listen)?;
     let gateway = Arc::new(config.build(&base, compiler)?);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let follower = tokio::spawn(gateway.clone().follow_updates(stopped.clone()));
     // Devices that were out of reach when their SP changed are retried.
     let retry =
         tokio::spawn(gateway.clone().retry_rebinds(stopped, Duration::from_millis(config.rebind_retry_ms)));
-    let listener = tokio::net::TcpListener::bind(listen.unwrap_or(config.listen))
-        .await
-        .context("binding the gateway API")?;
+    let listener = tokio::net::TcpListener::bind(listen).await.context("binding the gateway API")?;
     println!("listening on {}", listener.local_addr()?);
-    axum::serve(listener, enrollment_gateway::api::router(gateway))
+    axum::serve(listener, enrollment_gateway::api::router(gateway, token))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
@@ -118,7 +135,7 @@ async fn serve(config_path: &Path, listen: Option<SocketAddr>, compiler: Option<
     Ok(())
 }
 
-async fn enroll(gateway: &str, label: &Path, device: SocketAddr) -> anyhow::Result<()> {
+async fn enroll(gateway: &str, label: &Path, device: SocketAddr, token: &str) -> anyhow::Result<()> {
     let bytes = std::fs::read(label).with_context(|| format!("reading {}", label.display()))?;
     let is_image = matches!(
         label.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref(),
@@ -130,15 +147,16 @@ async fn enroll(gateway: &str, label: &Path, device: SocketAddr) -> anyhow::Resu
         let text = String::from_utf8(bytes).context("the label text file is not UTF-8")?;
         serde_json::json!({ "label_text": text.trim(), "device": device })
     };
-    let response = enrollment_gateway::http_client()
+    let response = enrollment_gateway::http_client()?
         .post(format!("{}/v1/enroll", gateway.trim_end_matches('/')))
+        .bearer_auth(token)
         .json(&body)
         .send()
         .await
         .with_context(|| format!("reaching the gateway at {gateway}"))?;
     let status = response.status();
-    let text = response.text().await?;
-    println!("{text}");
+    let text = read_body(response, LOCAL_ANSWER_MAX).await.context("reading the gateway's answer")?;
+    println!("{}", String::from_utf8_lossy(&text));
     if !status.is_success() {
         bail!("enrollment failed ({status})");
     }

@@ -10,9 +10,12 @@
 //! same signed payload against its own manufacturer's keys (see
 //! `enrollment_device::admission`). The format and every check are
 //! `qr_packer`'s, shared by both sides; what lives here is the assistant's
-//! policy.
+//! policy, and the bounds on reading a photo of a label ([`photo`]).
 
 use std::sync::Arc;
+
+#[cfg(feature = "photo")]
+pub mod photo;
 
 #[cfg(feature = "pack")]
 use qr_packer::{Dictionary, Halves, ManufacturerKey, PackError, PreparedApp};
@@ -28,6 +31,15 @@ pub enum LabelError {
     /// The manifest names no device this runtime knows, or another one.
     #[error("{0}")]
     Target(#[from] TargetError),
+    /// The label image file is larger than a photo of a label needs to be.
+    #[error("the label image is {bytes} bytes; at most {max} are read (crop the photo to the label or save it smaller)")]
+    ImageTooLarge { bytes: u64, max: u64 },
+    /// The label image declares more pixels than are decoded.
+    #[error("the label image is {width} x {height} pixels; at most {max_pixels} pixels are decoded (crop the photo to the label or scale it down)")]
+    ImageTooManyPixels { width: u32, height: u32, max_pixels: u64 },
+    /// Decoding the image could not run (its thread failed).
+    #[error("decoding the label image: {0}")]
+    ImageDecoder(String),
 }
 
 /// A verified label, split for the assistant.
@@ -46,10 +58,22 @@ impl ScannedApp {
         Self::from_signed(SignedPayload::from_text(text.trim())?, trusted)
     }
 
-    /// From a photo or scan of the printed label (PNG or JPEG).
+    /// From a photo or scan of the printed label (PNG or JPEG), decoded in
+    /// the calling thread: for tools. An async caller (a gateway, a phone
+    /// app's runtime) uses [`ScannedApp::from_image_async`]. Both refuse an
+    /// image over [`photo::MAX_LABEL_IMAGE_BYTES`] or
+    /// [`photo::MAX_LABEL_IMAGE_PIXELS`] before decoding it.
     #[cfg(feature = "photo")]
     pub fn from_image(image: &[u8], trusted: &TrustedKeys) -> Result<Self, LabelError> {
-        let text = qr_packer::read_label_image(image)?;
+        let text = photo::read_text(image)?;
+        Self::from_text(&text, trusted)
+    }
+
+    /// From a photo or scan of the printed label, decoded on a blocking
+    /// thread, at most [`photo::MAX_CONCURRENT_DECODES`] at once.
+    #[cfg(feature = "photo")]
+    pub async fn from_image_async(image: Vec<u8>, trusted: &TrustedKeys) -> Result<Self, LabelError> {
+        let text = photo::read_text_off_executor(image).await?;
         Self::from_text(&text, trusted)
     }
 

@@ -121,6 +121,8 @@ pub const SP_ONE: &str = "sp-one.example";
 pub const SP_TWO: &str = "sp-two.example";
 pub const GATEWAY_ID: &str = "gw-plant-3";
 const GATEWAY_CREDENTIAL: &str = "gw-plant-3-credential-0f9e";
+/// The gateway's local API token (`api_token` of its configuration).
+pub const GATEWAY_API_TOKEN: &str = "gw-plant-3-api-token-7c1d";
 pub const MANUFACTURER_KID: &str = "acme-2026";
 
 /// Where everything of one run lives.
@@ -289,7 +291,7 @@ impl System {
         std::fs::write(
             &gateway_config,
             format!(
-                "db = \"gateway.sqlite\"\nidentity_key = \"gateway.key\"\n\
+                "db = \"gateway.sqlite\"\nidentity_key = \"gateway.key\"\napi_token = \"{GATEWAY_API_TOKEN}\"\n\
                  trusted_manufacturer_keys = [\"manufacturer.pub\", \"other-manufacturer.pub\"]\n{}\
                  owner = \"ACME Utilities\"\nlocation = \"geo:52.3676,4.9041\"\n\n\
                  [control_server]\nurl = \"{}\"\ngateway_id = \"{GATEWAY_ID}\"\ncredential = \"{GATEWAY_CREDENTIAL}\"\n\
@@ -360,7 +362,7 @@ impl System {
     /// Asks the gateway to enroll the device at `device` with a label's text.
     pub async fn enroll_text(&self, label_text: &str, device: SocketAddr) -> anyhow::Result<Value> {
         let body = serde_json::json!({ "label_text": label_text, "device": device });
-        let response = self.http.post(format!("{}/v1/enroll", self.gateway.url())).json(&body).send().await?;
+        let response = self.http.post(format!("{}/v1/enroll", self.gateway.url())).bearer_auth(GATEWAY_API_TOKEN).json(&body).send().await?;
         let status = response.status();
         let value: Value = response.json().await?;
         if !status.is_success() {
@@ -459,7 +461,7 @@ impl System {
 
     /// The gateway's update-stream position and health.
     pub async fn gateway_stream(&self) -> anyhow::Result<Value> {
-        Ok(self.http.get(format!("{}/v1/stream", self.gateway.url())).send().await?.json().await?)
+        Ok(self.http.get(format!("{}/v1/stream", self.gateway.url())).bearer_auth(GATEWAY_API_TOKEN).send().await?.json().await?)
     }
 
     /// Reads the gateway's store file directly: its stream position, and how
@@ -500,7 +502,7 @@ impl System {
             "label_image_base64": base64::engine::general_purpose::STANDARD.encode(png),
             "device": agent.addr,
         });
-        let response = self.http.post(format!("{}/v1/enroll", self.gateway.url())).json(&body).send().await?;
+        let response = self.http.post(format!("{}/v1/enroll", self.gateway.url())).bearer_auth(GATEWAY_API_TOKEN).json(&body).send().await?;
         let status = response.status();
         let value: Value = response.json().await?;
         if !status.is_success() {
@@ -511,7 +513,7 @@ impl System {
 
     /// The gateway's record of a device.
     pub async fn gateway_device(&self, device_id: &str) -> anyhow::Result<Value> {
-        Ok(self.http.get(format!("{}/v1/devices/{device_id}", self.gateway.url())).send().await?.json().await?)
+        Ok(self.http.get(format!("{}/v1/devices/{device_id}", self.gateway.url())).bearer_auth(GATEWAY_API_TOKEN).send().await?.json().await?)
     }
 
     /// What the device agent's store holds (read by another process).

@@ -133,6 +133,18 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn decoding_waits_for_a_free_decoder_slot() {
+        let text = format!("{}{}", qr_packer::text::PREFIX, "SLOT".repeat(10));
+        let png = qr_packer::render_png(&text, qr_packer::Ec::M, 4).unwrap();
+        let all = DECODES.acquire_many(MAX_CONCURRENT_DECODES as u32).await.unwrap();
+        let mut read = Box::pin(read_text_off_executor(png));
+        // Every slot is taken: the decode cannot start, however long it waits.
+        assert!(tokio::time::timeout(Duration::from_millis(200), &mut read).await.is_err(), "it waited for a slot");
+        drop(all);
+        assert_eq!(read.await.unwrap(), text);
+    }
+
+    #[tokio::test]
     async fn a_rendered_label_is_read_off_the_executor() {
         let text = format!("{}{}", qr_packer::text::PREFIX, "ABC123".repeat(20));
         let png = qr_packer::render_png(&text, qr_packer::Ec::M, 4).unwrap();

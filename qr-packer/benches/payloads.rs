@@ -73,7 +73,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fit = Fit { ec: Ec::M, max_version: None };
     for (what, n, images) in [
         ("signed payload texts, no images", 50_000, None),
-        ("payload + PNG label (scale 4)", 3_000, Some(Images { ec: Ec::M, scale: 4, svg: false })),
+        ("payload + PNG label (scale 4)", 3_000, Some(Images { ec: Ec::M, scale: 4, print: None, svg: false })),
     ] {
         let rows = rows(n);
         // Warm-up.

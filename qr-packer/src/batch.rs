@@ -13,6 +13,7 @@ use rayon::prelude::*;
 use crate::label::{Ec, Label, version_for};
 use crate::manifest::Manifest;
 use crate::payload::PreparedApp;
+use crate::print::{Caption, PrintSpec, Printed};
 use crate::report::{Parts, check_max_version};
 use crate::sign::ManufacturerKey;
 
@@ -89,6 +90,8 @@ pub struct DeviceOutput {
     pub line: usize,
     pub device_id: String,
     pub text: String,
+    /// Size of the signed payload (what an NFC tag holds).
+    pub signed_bytes: usize,
     /// The QR version at the batch's error-correction level.
     pub qr_version: i16,
     /// The PNG label, when images were asked for.
@@ -100,7 +103,10 @@ pub struct DeviceOutput {
 #[derive(Debug, Clone, Copy)]
 pub struct Images {
     pub ec: Ec,
+    /// Pixels a module of a bare code (when `print` is `None`).
     pub scale: u32,
+    /// Printable labels (size, caption) instead of bare codes.
+    pub print: Option<PrintSpec>,
     pub svg: bool,
 }
 
@@ -163,11 +169,26 @@ fn one(
         None => (version, None, None),
         Some(images) => {
             let label = Label::new(&text, ec).map_err(|e| err(e.to_string()))?;
-            let png = label.png(images.scale).map_err(|e| err(e.to_string()))?;
-            (label.version(), Some(png), images.svg.then(|| label.svg(images.scale)))
+            match images.print {
+                None => {
+                    let png = label.png(images.scale).map_err(|e| err(e.to_string()))?;
+                    (label.version(), Some(png), images.svg.then(|| label.svg(images.scale)))
+                }
+                Some(spec) => {
+                    let caption = Caption {
+                        product: manifest.product.clone(),
+                        device_id: manifest.device_id.clone(),
+                        key_id: key.kid().to_owned(),
+                    };
+                    let printed = Printed::new(&label, caption, spec).map_err(|e| err(e.to_string()))?;
+                    let png = printed.png().map_err(|e| err(e.to_string()))?;
+                    (label.version(), Some(png), images.svg.then(|| printed.svg()))
+                }
+            }
         }
     };
-    Ok(DeviceOutput { line: row.line, device_id: row.device_id.clone(), text, qr_version, png, svg })
+    let signed_bytes = payload.as_bytes().len();
+    Ok(DeviceOutput { line: row.line, device_id: row.device_id.clone(), text, signed_bytes, qr_version, png, svg })
 }
 
 #[cfg(test)]

@@ -86,6 +86,11 @@ impl Label {
         self.ec
     }
 
+    /// Whether each module is dark, row by row, without the quiet zone.
+    pub fn dark(&self) -> Vec<bool> {
+        self.code.to_colors().iter().map(|c| *c == qrcode::Color::Dark).collect()
+    }
+
     /// Modules per side, without the quiet zone.
     pub fn width(&self) -> usize {
         self.code.width()

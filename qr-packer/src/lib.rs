@@ -12,6 +12,7 @@
 //! | the pipeline both ways, stage by stage | [`payload`] |
 //! | prefix + base45 | [`text`] |
 //! | QR code: PNG, SVG, terminal; reading a photo | [`label`] |
+//! | labels for printing: physical size, caption, PNG / SVG / PDF, sheets | [`print`] |
 //! | the same payload on an NFC tag: NDEF, Type 2 and Type 4 tag images | [`nfc`] |
 //! | every error, one variant per stage | [`error`] |
 //! | size report: every stage, naive size side by side | [`report`] |
@@ -40,6 +41,8 @@ pub mod label;
 pub mod manifest;
 pub mod nfc;
 pub mod payload;
+#[cfg(feature = "render")]
+pub mod print;
 #[cfg(feature = "photo")]
 mod photo;
 #[cfg(all(feature = "pack", feature = "render"))]

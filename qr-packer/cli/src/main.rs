@@ -158,9 +158,22 @@ struct LabelArgs {
     /// Error-correction level: L, M, Q or H.
     #[arg(long, default_value = "M")]
     ec: Ec,
-    /// Pixels per QR module in the PNG.
-    #[arg(long, default_value_t = 4)]
-    scale: u32,
+}
+
+#[derive(Args)]
+struct PrintArgs {
+    /// Width of the printed code with its quiet zone, in millimetres (default: the smallest whole size at which a phone reads it at arm's length, 0.4 mm a module).
+    #[arg(long)]
+    size_mm: Option<f64>,
+    /// Printer resolution of the PNG label, in dots per inch.
+    #[arg(long, default_value_t = 300)]
+    dpi: u32,
+}
+
+impl PrintArgs {
+    fn spec(&self) -> qr_packer::print::PrintSpec {
+        qr_packer::print::PrintSpec { size_mm: self.size_mm, dpi: self.dpi }
+    }
 }
 
 #[derive(Args)]
@@ -197,7 +210,7 @@ struct PackArgs {
     /// The manufacturer signing key file.
     #[arg(long)]
     key: PathBuf,
-    /// Directory for NAME.txt, NAME.png, NAME.svg.
+    /// Directory for NAME.txt, NAME.png, NAME.svg, NAME.pdf (and NAME.ndef with --ndef).
     #[arg(long, default_value = ".")]
     out_dir: PathBuf,
     /// Base name of the output files (default: the device id, or the app id).
@@ -208,6 +221,8 @@ struct PackArgs {
     ndef: bool,
     #[command(flatten)]
     label: LabelArgs,
+    #[command(flatten)]
+    print: PrintArgs,
     #[command(flatten)]
     fit: FitArgs,
     /// Print the size report as JSON.
@@ -234,8 +249,13 @@ struct BatchArgs {
     /// Also write an SVG per device.
     #[arg(long)]
     svg: bool,
+    /// Also lay out every label on A4 sheets: OUT_DIR/labels.pdf.
+    #[arg(long)]
+    pdf: bool,
     #[command(flatten)]
     label: LabelArgs,
+    #[command(flatten)]
+    print: PrintArgs,
     #[command(flatten)]
     fit: FitArgs,
     /// Worker threads (default: one per core).
@@ -286,6 +306,9 @@ struct RenderArgs {
     /// Print the code to the terminal.
     #[arg(long)]
     terminal: bool,
+    /// Pixels per QR module in the PNG (a bare code; `pack` writes labels for printing).
+    #[arg(long, default_value_t = 4)]
+    scale: u32,
     #[command(flatten)]
     label: LabelArgs,
 }
@@ -532,8 +555,18 @@ fn pack(args: PackArgs) -> Result<ExitCode> {
     std::fs::create_dir_all(&args.out_dir).with_context(|| format!("creating {}", args.out_dir.display()))?;
     let base = args.out_dir.join(&name);
     write(&base.with_extension("txt"), format!("{text}\n").as_bytes())?;
-    write(&base.with_extension("png"), &label.png(args.label.scale)?)?;
-    write(&base.with_extension("svg"), label.svg(args.label.scale).as_bytes())?;
+    let caption = qr_packer::print::Caption {
+        product: manifest.product.clone(),
+        device_id: manifest.device_id.clone(),
+        key_id: key.kid().to_owned(),
+    };
+    let printed = qr_packer::print::Printed::new(&label, caption, args.print.spec())?;
+    if let Some(warning) = printed.warning() {
+        eprintln!("warning: {warning} (--size-mm)");
+    }
+    write(&base.with_extension("png"), &printed.png()?)?;
+    write(&base.with_extension("svg"), printed.svg().as_bytes())?;
+    write(&base.with_extension("pdf"), &printed.pdf())?;
     let ndef = if args.ndef {
         let message = nfc::encode_message(payload.as_bytes())?;
         write(&base.with_extension("ndef"), &message)?;
@@ -545,7 +578,14 @@ fn pack(args: PackArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         let ndef_ext = if ndef.is_some() { ",ndef" } else { "" };
-        println!("packed {} for {} → {}.{{txt,png,svg{ndef_ext}}}", manifest.app_id, name, base.display());
+        println!("packed {} for {} → {}.{{txt,png,svg,pdf{ndef_ext}}}", manifest.app_id, name, base.display());
+        println!(
+            "label: {:.1} mm wide, {:.2} mm a module (SVG, PDF); PNG at {} dpi: {:.1} mm",
+            printed.size_mm(),
+            printed.module_mm(),
+            args.print.dpi,
+            printed.png_size_mm()
+        );
         if let Some(len) = ndef {
             println!("{}", nfc_fit(len));
         }
@@ -581,7 +621,11 @@ fn batch_cmd(args: BatchArgs) -> Result<ExitCode> {
         }
     }
     std::fs::create_dir_all(&args.out_dir).with_context(|| format!("creating {}", args.out_dir.display()))?;
-    let images = (!args.no_images).then_some(Images { ec: args.label.ec, scale: args.label.scale, svg: args.svg });
+    let images =
+        (!args.no_images).then_some(Images { ec: args.label.ec, scale: 4, print: Some(args.print.spec()), svg: args.svg });
+    if args.pdf && args.no_images {
+        bail!("--pdf lays out the labels: it cannot be given with --no-images");
+    }
     let bar = indicatif::ProgressBar::new(rows.len() as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} devices, {per_sec}, eta {eta}")
@@ -591,12 +635,14 @@ fn batch_cmd(args: BatchArgs) -> Result<ExitCode> {
     let fit = batch::Fit { ec: args.label.ec, max_version: args.fit.max_version() };
     let outputs = pool.install(|| batch::produce(&app, &template, &key, &rows, fit, images, &|| bar.inc(1)));
     bar.finish_and_clear();
-    let mut written = 0;
+    let mut index = String::from("device_id,text,png,svg,text_chars,signed_bytes,qr_version\n");
+    let mut sheet = Vec::new();
     for output in outputs {
         match output {
             Err(e) => bad.push(e),
             Ok(out) => {
                 let base = args.out_dir.join(&out.device_id);
+                let file = |ext: &str| format!("{}.{ext}", out.device_id);
                 write(&base.with_extension("txt"), format!("{}\n", out.text).as_bytes())?;
                 if let Some(png) = &out.png {
                     write(&base.with_extension("png"), png)?;
@@ -604,16 +650,58 @@ fn batch_cmd(args: BatchArgs) -> Result<ExitCode> {
                 if let Some(svg) = &out.svg {
                     write(&base.with_extension("svg"), svg.as_bytes())?;
                 }
-                written += 1;
+                index.push_str(&format!(
+                    "{},{},{},{},{},{},{}\n",
+                    out.device_id,
+                    file("txt"),
+                    if out.png.is_some() { file("png") } else { String::new() },
+                    if out.svg.is_some() { file("svg") } else { String::new() },
+                    out.text.len(),
+                    out.signed_bytes,
+                    out.qr_version
+                ));
+                if args.pdf {
+                    sheet.push((out.device_id, out.text));
+                }
             }
         }
+    }
+    let written = index.lines().count() - 1;
+    write(&args.out_dir.join("index.csv"), index.as_bytes())?;
+    if args.pdf {
+        write_sheet(&args.out_dir.join("labels.pdf"), &sheet, &template, &key, &args)?;
     }
     bad.sort_by_key(|e| e.line);
     for e in &bad {
         eprintln!("{}: {e}", args.csv.display());
     }
-    println!("{written} payloads written to {}, {} bad rows", args.out_dir.display(), bad.len());
+    println!(
+        "{written} payloads written to {} (index.csv{}), {} bad rows",
+        args.out_dir.display(),
+        if args.pdf { ", labels.pdf" } else { "" },
+        bad.len()
+    );
     Ok(if bad.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(4) })
+}
+
+/// Every label of a batch on A4 sheets, in the order of the CSV.
+fn write_sheet(path: &Path, labels: &[(String, String)], template: &Manifest, key: &ManufacturerKey, args: &BatchArgs) -> Result<()> {
+    let codes = labels.iter().map(|(_, text)| Label::new(text, args.label.ec)).collect::<Result<Vec<_>, _>>()?;
+    let printed = labels
+        .iter()
+        .zip(&codes)
+        .map(|((device_id, _), code)| {
+            let caption = qr_packer::print::Caption {
+                product: template.product.clone(),
+                device_id: Some(device_id.clone()),
+                key_id: key.kid().to_owned(),
+            };
+            qr_packer::print::Printed::new(code, caption, args.print.spec())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let pdf = qr_packer::print::sheet_pdf(&printed, qr_packer::print::Sheet::A4)
+        .context("a label is larger than an A4 page: give a smaller --size-mm")?;
+    write(path, &pdf)
 }
 
 /// Which common NFC tags an NDEF message of `len` bytes fits.
@@ -767,10 +855,10 @@ fn render(args: RenderArgs) -> Result<ExitCode> {
         bail!("give at least one of --png FILE, --svg FILE, --terminal");
     }
     if let Some(path) = &args.png {
-        write(path, &label.png(args.label.scale)?)?;
+        write(path, &label.png(args.scale)?)?;
     }
     if let Some(path) = &args.svg {
-        write(path, label.svg(args.label.scale).as_bytes())?;
+        write(path, label.svg(args.scale).as_bytes())?;
     }
     if args.terminal {
         println!("{}", label.terminal());

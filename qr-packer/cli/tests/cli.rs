@@ -404,3 +404,76 @@ fn pack_ndef_writes_an_nfc_label_that_reads_back_from_every_tag_image() {
     assert_eq!(code, Some(9), "{stderr}");
     assert!(stderr.contains("neither a label text, a QR image nor an NFC image"), "{stderr}");
 }
+
+/// Rasterizes page `page` of a PDF at 300 dpi with poppler's `pdftoppm`
+/// (installed by `scripts/test`), as a printer driver would.
+fn rasterize(pdf: &Path, page: u32) -> Vec<u8> {
+    let dir = pdf.parent().unwrap();
+    let prefix = dir.join(format!("raster-{page}"));
+    let status = Command::new("pdftoppm")
+        .args(["-r", "300", "-png", "-singlefile", "-f", &page.to_string(), "-l", &page.to_string(), s(pdf), s(&prefix)])
+        .status()
+        .expect("pdftoppm runs (Debian's poppler-utils; scripts/test installs it)");
+    assert!(status.success(), "pdftoppm failed on {}", pdf.display());
+    std::fs::read(prefix.with_extension("png")).unwrap()
+}
+
+#[test]
+fn pack_writes_printable_labels_that_read_back_and_refuses_unreadable_sizes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(dir.path(), "acme-1");
+    let out = s(dir.path());
+    let report = ok(&["pack", "--app", "wifi-meter", "--key", &key, "--out-dir", out, "--device-id", "AC-DE-48-00-00-80", "--size-mm", "40", "--dpi", "600"]);
+    assert!(report.contains("label: 40.0 mm wide"), "{report}");
+    let base = dir.path().join("AC-DE-48-00-00-80");
+    let text = std::fs::read_to_string(base.with_extension("txt")).unwrap();
+    // The PNG at its resolution, the PDF as printed: both read back.
+    let png = std::fs::read(base.with_extension("png")).unwrap();
+    assert_eq!(read_label_image(&png).unwrap(), text.trim_end());
+    let at = png.windows(4).position(|w| w == b"pHYs").expect("the PNG says its resolution");
+    assert_eq!(&png[at + 4..at + 8], &23622u32.to_be_bytes(), "600 dpi");
+    assert_eq!(read_label_image(&rasterize(&base.with_extension("pdf"), 1)).unwrap(), text.trim_end());
+    let svg = std::fs::read_to_string(base.with_extension("svg")).unwrap();
+    assert!(svg.contains(r#"width="40.000mm""#) && svg.contains(">AC-DE-48-00-00-80<") && svg.contains(">key acme-1<"));
+    ok(&["verify", s(&base.with_extension("png")), "--trusted", &public]);
+
+    // Too small to read: refused, naming the size that reads; small: warned.
+    let (code, stderr) = fails(&["pack", "--app", "wifi-meter", "--key", &key, "--out-dir", out, "--device-id", "AC-DE-48-00-00-80", "--size-mm", "12"]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("below the smallest printed (0.25 mm") && stderr.contains("give --size-mm"), "{stderr}");
+    let small = run(&["pack", "--app", "wifi-meter", "--key", &key, "--out-dir", out, "--device-id", "AC-DE-48-00-00-80", "--size-mm", "26"]);
+    assert!(small.status.success());
+    assert!(String::from_utf8_lossy(&small.stderr).contains("warning: a module is"), "{}", String::from_utf8_lossy(&small.stderr));
+}
+
+#[test]
+fn batch_writes_an_index_and_sheets_of_labels_that_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(dir.path(), "acme-1");
+    let csv = dir.path().join("devices.csv");
+    let devices: Vec<String> = (0..14).map(|i| format!("AC-DE-48-00-01-{i:02X}")).collect();
+    std::fs::write(&csv, format!("device_id\n{}\n", devices.join("\n"))).unwrap();
+    let out = dir.path().join("out");
+    ok(&["batch", "--app", "wifi-meter", "--key", &key, "--csv", s(&csv), "--out-dir", s(&out), "--pdf", "--size-mm", "40"]);
+    let index = std::fs::read_to_string(out.join("index.csv")).unwrap();
+    let mut lines = index.lines();
+    assert_eq!(lines.next(), Some("device_id,text,png,svg,text_chars,signed_bytes,qr_version"));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 14);
+    for (row, device) in rows.iter().zip(&devices) {
+        assert_eq!(row[0], device);
+        assert_eq!(row[1], format!("{device}.txt"));
+        let text = std::fs::read_to_string(out.join(row[1])).unwrap();
+        assert_eq!(row[4].parse::<usize>().unwrap(), text.trim_end().len());
+        assert_eq!(read_label_image(&std::fs::read(out.join(row[2])).unwrap()).unwrap(), text.trim_end());
+    }
+    // 40 mm labels: 4 a row, 5 rows on A4: the 14 labels on one page. Page 1
+    // read back as printed carries one of the batch's payloads.
+    let sheet = out.join("labels.pdf");
+    let raster = rasterize(&sheet, 1);
+    let read = read_label_image(&raster).unwrap();
+    assert!(devices.iter().any(|d| std::fs::read_to_string(out.join(format!("{d}.txt"))).unwrap().trim_end() == read));
+    let pdf = std::fs::read(&sheet).unwrap();
+    assert_eq!(String::from_utf8_lossy(&pdf).matches(") Tj").count(), 14 * 3, "three caption lines a label");
+    ok(&["verify", s(&out.join(rows[0][2])), "--trusted", &public]);
+}

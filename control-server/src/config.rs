@@ -261,6 +261,14 @@ impl Config {
             return Err(ConfigError::Invalid("policy.max_redirects must be at least 1".into()));
         }
         self.limits.validate().map_err(ConfigError::Invalid)?;
+        let chain_ms = self.policy.sp_timeout_ms.saturating_mul(self.policy.max_redirects as u64 + 1);
+        if self.limits.request_timeout_ms <= chain_ms {
+            return Err(ConfigError::Invalid(format!(
+                "limits.request_timeout_ms ({}) must exceed a full SP redirect chain, policy.sp_timeout_ms × \
+                 (policy.max_redirects + 1) = {chain_ms} ms: raise it or lower those",
+                self.limits.request_timeout_ms
+            )));
+        }
         Ok(())
     }
 }
@@ -295,6 +303,8 @@ mod tests {
         let bad = "[[sp]]\nidentity = \"a.example\"\nbase_url = \"http://x\"\npublic_key = \"abcd\"";
         assert!(matches!(Config::from_toml(bad), Err(ConfigError::Invalid(_))));
         assert!(matches!(Config::from_toml("[limits]\nrequest_timeout_ms = 0"), Err(ConfigError::Invalid(_))));
+        let short = Config::from_toml("[policy]\nsp_timeout_ms = 10000\n[limits]\nrequest_timeout_ms = 30000");
+        assert!(matches!(&short, Err(ConfigError::Invalid(m)) if m.contains("redirect chain")), "{short:?}");
         assert!(matches!(Config::from_toml("[limits]\nmax_conections = 9"), Err(ConfigError::Parse(_))));
     }
 }

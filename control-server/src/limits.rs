@@ -87,6 +87,23 @@ impl Limits {
 /// the database pool, outgoing SP calls, logs.
 pub const RESERVED_FDS: usize = 64;
 
+/// Raises this process's soft open-file limit to its hard limit (what a
+/// server may take without privileges), so `max_connections` is not lowered
+/// for no reason. Returns the soft limit now in force, if it can be read.
+pub fn raise_open_file_limit() -> Option<usize> {
+    #[cfg(unix)]
+    {
+        use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+        let limit = getrlimit(Resource::Nofile);
+        if limit.current != limit.maximum
+            && let Err(e) = setrlimit(Resource::Nofile, Rlimit { current: limit.maximum, maximum: limit.maximum })
+        {
+            tracing::warn!(error = %e, "cannot raise the open-file limit");
+        }
+    }
+    open_file_limit()
+}
+
 /// The soft open-file limit of this process.
 fn open_file_limit() -> Option<usize> {
     #[cfg(unix)]
@@ -144,5 +161,21 @@ mod tests {
         assert!(Limits { max_connections: 0, ..Limits::default() }.validate().is_err());
         assert!(Limits::default().validate().is_ok());
         assert!(Limits::default().effective_max_connections() >= 1);
+    }
+
+    #[test]
+    fn the_largest_valid_hand_over_fits_its_body_limit() {
+        use crate::unsolicited::MovePayloadExt;
+        let max_batch = 100_000;
+        // The longest spelling of an EUI-64, with separators.
+        let devices: Vec<String> = (0..max_batch)
+            .map(|n: usize| {
+                let b = (n as u32).to_be_bytes();
+                format!("AC-DE-48-FF-{:02X}-{:02X}-{:02X}-{:02X}", b[0], b[1], b[2], b[3])
+            })
+            .collect();
+        let payload = control_api::sp::MovePayload::new("sp-one.example", "sp-two.example", devices, Some("m".repeat(64)));
+        let signed = payload.sign(&ed25519_dalek::SigningKey::from_bytes(&[1; 32])).unwrap();
+        assert!(signed.len() <= handover_body_max(max_batch), "{} > {}", signed.len(), handover_body_max(max_batch));
     }
 }

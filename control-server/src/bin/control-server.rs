@@ -112,6 +112,7 @@ async fn main() -> anyhow::Result<()> {
                 Some(path) => Config::load(&path).with_context(|| format!("loading {}", path.display()))?,
                 None => Config::default(),
             };
+            control_server::limits::raise_open_file_limit();
             let state = ServerState::new(store.clone(), config).await.context("registering the configuration")?;
             let server = start(state, listen).await?;
             let mut stdout = std::io::stdout();

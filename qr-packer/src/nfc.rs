@@ -75,6 +75,8 @@ pub enum NfcError {
     NoLabelRecord { expected: String, found: String },
     #[error("the signed payload is {len} bytes; an NDEF record of this product holds at most {max}")]
     PayloadTooLarge { len: usize, max: usize },
+    #[error("the NFC reader or tag failed: {0}")]
+    Card(String),
 }
 
 /// One record of an NDEF message, as read.
@@ -261,6 +263,100 @@ fn type4_message(image: &[u8]) -> Option<&[u8]> {
     (nlen > 0 && rest_is_empty && message[0] & MB != 0).then_some(message)
 }
 
+/// Reading a tag through a contactless smart-card reader (PC/SC): the
+/// command sequences, over any [`Transmit`], so they are tested against
+/// simulated tags; the `pcsc` feature of `qr-packer-cli` connects them to a
+/// real reader.
+pub mod card {
+    use super::{MAX_TAG_BYTES, NfcError, T2_DATA};
+
+    /// Sends one command APDU to the tag, returning the response with its
+    /// two status bytes.
+    pub trait Transmit {
+        fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, String>;
+    }
+
+    const OK: [u8; 2] = [0x90, 0x00];
+    /// The NFC Forum Type 4 NDEF application.
+    const NDEF_AID: [u8; 7] = [0xD2, 0x76, 0x00, 0x00, 0x85, 0x01, 0x01];
+
+    /// Sends `apdu`; the response data if the status is 90 00.
+    fn command(card: &mut dyn Transmit, apdu: &[u8], what: &str) -> Result<Vec<u8>, NfcError> {
+        let mut response = card.transmit(apdu).map_err(|e| NfcError::Card(format!("{what}: {e}")))?;
+        if response.len() < 2 || response[response.len() - 2..] != OK {
+            let status = response.get(response.len().saturating_sub(2)..).map(hex::encode).unwrap_or_default();
+            return Err(NfcError::Card(format!("{what}: status {status}")));
+        }
+        response.truncate(response.len() - 2);
+        Ok(response)
+    }
+
+    /// Reads the tag on the reader: a Type 4 tag's capability container and
+    /// NDEF file, or else a Type 2 tag's memory, as an image
+    /// [`super::read_payload`] reads.
+    pub fn read_tag(card: &mut dyn Transmit) -> Result<Vec<u8>, NfcError> {
+        let mut select = vec![0x00, 0xA4, 0x04, 0x00, NDEF_AID.len() as u8];
+        select.extend_from_slice(&NDEF_AID);
+        select.push(0x00);
+        match card.transmit(&select) {
+            Ok(r) if r.ends_with(&OK) => read_type4(card),
+            _ => read_type2(card),
+        }
+    }
+
+    fn read_type4(card: &mut dyn Transmit) -> Result<Vec<u8>, NfcError> {
+        command(card, &[0x00, 0xA4, 0x00, 0x0C, 0x02, 0xE1, 0x03], "selecting the capability container")?;
+        let cc = command(card, &[0x00, 0xB0, 0x00, 0x00, 0x0F], "reading the capability container")?;
+        let [_, _, _, mle_hi, mle_lo, _, _, 0x04, 0x06, id_hi, id_lo, ..] = cc[..] else {
+            return Err(NfcError::Card(format!("not a Type 4 capability container: {}", hex::encode(&cc))));
+        };
+        // Read no more per command than the tag says it sends (MLe), and
+        // never more than a short APDU's 255.
+        let chunk = (u16::from_be_bytes([mle_hi, mle_lo]) as usize).clamp(1, 255);
+        command(card, &[0x00, 0xA4, 0x00, 0x0C, 0x02, id_hi, id_lo], "selecting the NDEF file")?;
+        let nlen = command(card, &[0x00, 0xB0, 0x00, 0x00, 0x02], "reading the NDEF length")?;
+        let [hi, lo] = nlen[..] else {
+            return Err(NfcError::Card("the NDEF length is not two bytes".into()));
+        };
+        let total = 2 + u16::from_be_bytes([hi, lo]) as usize;
+        let mut image = cc;
+        image.extend_from_slice(&nlen);
+        let mut offset = 2;
+        while offset < total {
+            let n = chunk.min(total - offset);
+            let [o_hi, o_lo] = (offset as u16).to_be_bytes();
+            let data = command(card, &[0x00, 0xB0, o_hi, o_lo, n as u8], "reading the NDEF file")?;
+            if data.is_empty() || data.len() > n {
+                return Err(NfcError::Card(format!("the tag answered {} bytes to a read of {n}", data.len())));
+            }
+            offset += data.len();
+            image.extend_from_slice(&data);
+        }
+        Ok(image)
+    }
+
+    fn read_type2(card: &mut dyn Transmit) -> Result<Vec<u8>, NfcError> {
+        // PC/SC storage-card READ BINARY: 16 bytes (4 pages) from a page.
+        let read = |card: &mut dyn Transmit, page: usize| {
+            command(card, &[0xFF, 0xB0, 0x00, page as u8, 0x10], "reading Type 2 pages")
+        };
+        let mut image = read(card, 0)?;
+        if image.len() != T2_DATA || image[12] != super::CC_MAGIC {
+            return Err(NfcError::Card("neither an NFC Forum Type 4 nor a Type 2 tag (no NDEF capability container)".into()));
+        }
+        let total = (T2_DATA + image[14] as usize * 8).min(MAX_TAG_BYTES).min(T2_DATA + 255 * 4);
+        while image.len() < total {
+            let data = read(card, image.len() / 4)?;
+            if data.len() != 16 {
+                return Err(NfcError::Card(format!("the tag answered {} bytes to a read of 16", data.len())));
+            }
+            image.extend_from_slice(&data);
+        }
+        image.truncate(total);
+        Ok(image)
+    }
+}
+
 /// Bytes the NDEF Message TLV of a message needs (tag, length, value,
 /// terminator).
 fn tlv_len(message_len: usize) -> usize {
@@ -364,6 +460,83 @@ mod tests {
         image.truncate(16 + TAGS[1].user_bytes);
         image.extend_from_slice(&[0; 20]);
         assert_eq!(read_payload(&image).unwrap().0, payload(100));
+    }
+
+    /// A Type 2 tag on a PC/SC reader: answers READ BINARY of 4 pages.
+    struct Type2Card(Vec<u8>);
+
+    impl card::Transmit for Type2Card {
+        fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, String> {
+            match apdu {
+                [0xFF, 0xB0, 0x00, page, 0x10] => {
+                    let at = *page as usize * 4;
+                    let mut data: Vec<u8> = (at..at + 16).map(|i| self.0.get(i).copied().unwrap_or(0)).collect();
+                    data.extend_from_slice(&[0x90, 0x00]);
+                    Ok(data)
+                }
+                _ => Ok(vec![0x6A, 0x82]),
+            }
+        }
+    }
+
+    /// A Type 4 tag: the NDEF application, its CC file and NDEF file.
+    struct Type4Card {
+        image: Vec<u8>,
+        selected: Option<u16>,
+        reads: usize,
+    }
+
+    impl card::Transmit for Type4Card {
+        fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, String> {
+            let ok = |mut d: Vec<u8>| {
+                d.extend_from_slice(&[0x90, 0x00]);
+                Ok(d)
+            };
+            match apdu {
+                [0x00, 0xA4, 0x04, 0x00, 7, 0xD2, 0x76, 0x00, 0x00, 0x85, 0x01, 0x01, 0x00] => ok(vec![]),
+                [0x00, 0xA4, 0x00, 0x0C, 0x02, hi, lo] => {
+                    self.selected = Some(u16::from_be_bytes([*hi, *lo]));
+                    ok(vec![])
+                }
+                [0x00, 0xB0, hi, lo, n] => {
+                    self.reads += 1;
+                    let offset = u16::from_be_bytes([*hi, *lo]) as usize;
+                    let file = match self.selected {
+                        Some(0xE103) => &self.image[..15],
+                        Some(0xE104) => &self.image[15..],
+                        _ => return Ok(vec![0x69, 0x86]),
+                    };
+                    ok(file.get(offset..(offset + *n as usize).min(file.len())).unwrap_or_default().to_vec())
+                }
+                _ => Ok(vec![0x6D, 0x00]),
+            }
+        }
+    }
+
+    #[test]
+    fn tags_read_through_a_reader_give_the_images_the_readers_take() {
+        let message = encode_message(&payload(600)).unwrap();
+        let type2 = type2_image(TAGS[2], [4, 1, 2, 3, 4, 5, 6], &message).unwrap();
+        let read = card::read_tag(&mut Type2Card(type2.clone())).unwrap();
+        assert_eq!(read, type2);
+        assert_eq!(read_payload(&read).unwrap(), (payload(600), ImageKind::Type2Dump));
+
+        let type4 = type4_image(&message).unwrap();
+        let mut tag = Type4Card { image: type4.clone(), selected: None, reads: 0 };
+        let read = card::read_tag(&mut tag).unwrap();
+        assert_eq!(read, type4);
+        assert_eq!(read_payload(&read).unwrap(), (payload(600), ImageKind::Type4NdefFile));
+        // MLe of 0x3B (59) bytes a read: CC, NLEN, then the file in chunks.
+        assert_eq!(tag.reads, 2 + message.len().div_ceil(59));
+
+        // A card that is neither.
+        struct Nothing;
+        impl card::Transmit for Nothing {
+            fn transmit(&mut self, _: &[u8]) -> Result<Vec<u8>, String> {
+                Ok(vec![0x6A, 0x82])
+            }
+        }
+        assert!(matches!(card::read_tag(&mut Nothing), Err(NfcError::Card(why)) if why.contains("status 6a82")));
     }
 
     #[test]

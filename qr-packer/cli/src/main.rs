@@ -24,6 +24,8 @@ struct Cli {
 
 mod compile;
 mod new;
+#[cfg(feature = "pcsc")]
+mod read_tag;
 mod simulate;
 
 #[derive(Subcommand)]
@@ -36,11 +38,11 @@ enum Command {
     Simulate(SimulateArgs),
     /// Generate a manufacturer signing key pair (a signing key file and a public key file).
     Keygen(KeygenArgs),
-    /// Pack one device's payload: text, PNG and SVG label, and a size report.
+    /// Pack one device's payload: text, the printable label (PNG, SVG, PDF), with --ndef the NFC tag's, and a size report.
     Pack(PackArgs),
     /// Pack one payload and label per device of a CSV, in parallel.
     Batch(BatchArgs),
-    /// Decode a payload (text or label image) and show manifest, signer and sizes.
+    /// Decode a payload (text, label image or NFC tag image) and show manifest, signer and sizes.
     Inspect(InspectArgs),
     /// Check a payload against trusted manufacturer keys (exit 0 only if it verifies).
     Verify(VerifyArgs),
@@ -48,6 +50,20 @@ enum Command {
     Render(RenderArgs),
     /// Train a manufacturer dictionary from a family's component pairs (or retrain the shipped one, --reference).
     TrainDict(TrainDictArgs),
+    /// Read the label on an NFC tag held to a PC/SC reader and write the tag's image (feature `pcsc`).
+    #[cfg(feature = "pcsc")]
+    ReadTag(ReadTagArgs),
+}
+
+#[cfg(feature = "pcsc")]
+#[derive(Args)]
+struct ReadTagArgs {
+    /// Use the first reader whose name contains this (default: the first reader).
+    #[arg(long)]
+    reader: Option<String>,
+    /// Where to write the tag's image (then: qr-packer verify FILE --trusted KEY).
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -362,6 +378,11 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify(args),
         Command::Render(args) => render(args),
         Command::TrainDict(args) => train_dict(args),
+        #[cfg(feature = "pcsc")]
+        Command::ReadTag(args) => read_tag::read_tag_to(args.reader.as_deref(), &args.out).map(|n| {
+            println!("read {n} bytes from the tag into {}", args.out.display());
+            ExitCode::SUCCESS
+        }),
     };
     match result {
         Ok(code) => code,

@@ -44,7 +44,7 @@ use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
 use cache::{ComponentCache, Digest, Refusals};
-pub use check::MAX_HALF_BYTES;
+pub use check::{MAX_HALF_BYTES, MAX_HALF_LOCALS};
 use compile::CompileGate;
 pub use compile::{DEFAULT_COMPILE_TIMEOUT, DEFAULT_MAX_CONCURRENT_COMPILES};
 use crate::failure::{FailureCode, WireFailure};
@@ -180,6 +180,8 @@ pub enum HalfError {
     CoreModule(String),
     #[error("the {half} is {size} bytes; this runtime compiles halves of at most {max} bytes")]
     TooLarge { half: String, size: u64, max: u64 },
+    #[error("the {half} declares {declared} locals in all; this runtime compiles halves with at most {max} (a real half declares under a hundred)")]
+    TooManyLocals { half: String, declared: u64, max: u64 },
     #[error("compiling the {half} took longer than {timeout_ms} ms; it was refused (a real half compiles in milliseconds)")]
     CompileTimeout { half: String, timeout_ms: u64 },
     #[error("the {half} is not a valid component: {reason}")]
@@ -213,7 +215,7 @@ impl HalfError {
     pub fn code(&self) -> FailureCode {
         match self {
             HalfError::CoreModule(_) => FailureCode::HalfCoreModule,
-            HalfError::TooLarge { .. } => FailureCode::HalfTooLarge,
+            HalfError::TooLarge { .. } | HalfError::TooManyLocals { .. } => FailureCode::HalfTooLarge,
             HalfError::CompileTimeout { .. } => FailureCode::HalfCompileTimeout,
             HalfError::InvalidComponent { .. } => FailureCode::HalfInvalidComponent,
             HalfError::ForeignImport { .. } => FailureCode::HalfForeignImport,
@@ -243,6 +245,7 @@ impl HalfError {
             self,
             HalfError::CoreModule(_)
                 | HalfError::TooLarge { .. }
+                | HalfError::TooManyLocals { .. }
                 | HalfError::CompileTimeout { .. }
                 | HalfError::InvalidComponent { .. }
                 | HalfError::ForeignImport { .. }

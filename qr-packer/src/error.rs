@@ -168,8 +168,8 @@ impl PayloadError {
 #[derive(Debug, thiserror::Error)]
 pub enum PackError {
     #[cfg(feature = "pack")]
-    #[error("the {half} half: {source}")]
-    Strip { half: &'static str, source: crate::strip::StripError },
+    #[error("the {half} half: {cause}")]
+    Strip { half: &'static str, cause: crate::strip::StripError },
     #[error("the {half} half is not a valid component: {reason}")]
     NotAComponent { half: &'static str, reason: String },
     #[error("the {half} half does not target world `{world}`: {reason}")]
@@ -209,8 +209,10 @@ pub enum PackError {
 /// Why a key file could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    // The cause is in the message, not a `source`: printed as a chain it
+    // would say "No such file or directory" twice.
+    #[error("{path}: {cause}")]
+    Io { path: String, cause: std::io::Error },
     #[error("{path}: not a key file of this tool: {reason}")]
     Format { path: String, reason: String },
     /// A reader (device, assistant, gateway, `verify`) was given the

@@ -177,7 +177,7 @@ impl PreparedApp {
 #[cfg(feature = "pack")]
 pub fn strip_and_check(halves: &Halves) -> Result<Halves, PackError> {
     let strip =
-        |half: &'static str, wasm: &[u8]| strip_custom_sections(wasm).map_err(|source| PackError::Strip { half, source });
+        |half: &'static str, wasm: &[u8]| strip_custom_sections(wasm).map_err(|cause| PackError::Strip { half, cause });
     let stripped = Halves {
         phone: strip("phone", &halves.phone)?,
         device: strip("device", &halves.device)?,

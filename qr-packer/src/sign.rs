@@ -396,8 +396,8 @@ fn write_private(path: &Path, text: &str) -> Result<(), KeyError> {
     file.write_all(text.as_bytes()).map_err(|source| io(path, source))
 }
 
-fn io(path: &Path, source: std::io::Error) -> KeyError {
-    KeyError::Io { path: path.display().to_string(), source }
+fn io(path: &Path, cause: std::io::Error) -> KeyError {
+    KeyError::Io { path: path.display().to_string(), cause }
 }
 
 fn format(path: &Path, reason: String) -> KeyError {

@@ -37,12 +37,12 @@ pub struct Samples {
 /// Why a directory's samples could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
-    #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    #[error("{path}: {cause}")]
+    Io { path: String, cause: std::io::Error },
     #[error("{file}: there is no {missing} to pair it with")]
     Unpaired { file: String, missing: String },
-    #[error("sample {name}: {source}")]
-    Half { name: String, source: PackError },
+    #[error("sample {name}: {cause}")]
+    Half { name: String, cause: PackError },
     #[error("{dir}: no component pairs NAME-phone.wasm + NAME-device.wasm")]
     NoSamples { dir: String },
 }
@@ -55,7 +55,7 @@ const HALVES: [&str; 2] = ["-phone.wasm", "-device.wasm"];
 /// and other `*.wasm` files are skipped and listed; a half without its
 /// other half, or one `pack` would refuse, is an error.
 pub fn samples_from_dir(dir: &Path) -> Result<Samples, TrainError> {
-    let io = |path: &Path, source| TrainError::Io { path: path.display().to_string(), source };
+    let io = |path: &Path, cause| TrainError::Io { path: path.display().to_string(), cause };
     let mut files: Vec<String> = std::fs::read_dir(dir)
         .map_err(|e| io(dir, e))?
         .filter_map(|entry| entry.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
@@ -93,7 +93,7 @@ pub fn samples_from_dir(dir: &Path) -> Result<Samples, TrainError> {
         }
         let read = |f: &str| std::fs::read(dir.join(f)).map_err(|e| io(&dir.join(f), e));
         let halves = Halves { phone: read(file)?, device: read(&device_file)?, operational: None };
-        let stripped = strip_and_check(&halves).map_err(|source| TrainError::Half { name: name.to_owned(), source })?;
+        let stripped = strip_and_check(&halves).map_err(|cause| TrainError::Half { name: name.to_owned(), cause })?;
         out.samples.push(Sample { name: name.to_owned(), phone: stripped.phone, device: stripped.device });
     }
     if out.samples.is_empty() {
@@ -201,7 +201,7 @@ mod tests {
         // Swapped worlds: pack would refuse them.
         std::fs::write(dir.path().join("a-phone.wasm"), ALL[0].device).unwrap();
         std::fs::write(dir.path().join("a-device.wasm"), ALL[0].phone).unwrap();
-        assert!(matches!(samples_from_dir(dir.path()), Err(TrainError::Half { source: PackError::ForbiddenImport { .. }, .. })));
+        assert!(matches!(samples_from_dir(dir.path()), Err(TrainError::Half { cause: PackError::ForbiddenImport { .. }, .. })));
         let empty = tempfile::tempdir().unwrap();
         assert!(matches!(samples_from_dir(empty.path()), Err(TrainError::NoSamples { .. })));
     }

@@ -19,8 +19,8 @@ pub const TARGET: &str = "wasm32-unknown-unknown";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {
-    #[error("running {command}: {source}")]
-    Spawn { command: String, source: std::io::Error },
+    #[error("running {command}: {cause}")]
+    Spawn { command: String, cause: std::io::Error },
     #[error("building the halves failed ({status}):\n  {command}\n---- cargo's output ----\n{stderr}---- end of cargo's output ----")]
     Cargo { command: String, status: String, stderr: String },
     #[error("the core module is not valid WebAssembly: {0}")]
@@ -79,7 +79,7 @@ pub fn cargo_build(cargo: Option<OsString>, workspace: &Path, target_dir: Option
     }
 
     let command = format!("{cmd:?}");
-    let output = cmd.output().map_err(|source| BuildError::Spawn { command: command.clone(), source })?;
+    let output = cmd.output().map_err(|cause| BuildError::Spawn { command: command.clone(), cause })?;
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     if !output.status.success() {
         return Err(BuildError::Cargo { command, status: output.status.to_string(), stderr });

@@ -69,8 +69,10 @@ enum Command {
     },
     /// Print the device's stored state as JSON (no private key).
     Show {
+        /// The device's state file, as given to `serve --db` (never created here).
         #[arg(long)]
         db: PathBuf,
+        /// The device to show (one of a fleet's ids, or the device's own).
         #[arg(long)]
         device_id: Eui,
     },
@@ -84,9 +86,19 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Show { db, device_id } => {
+            // Opening would create an empty store: a mistyped path must not
+            // look like a device that was never enrolled.
+            if !db.is_file() {
+                anyhow::bail!(
+                    "{}: no device state file there; give the --db that `device-agent serve` was started with",
+                    db.display()
+                );
+            }
             let store = DeviceStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
-            let state = store.state(&device_id).context("reading the device state")?;
-            println!("{}", serde_json::to_string_pretty(&state.map(|s| state_json(&s)))?);
+            let state = store.state(&device_id).context("reading the device state")?.with_context(|| {
+                format!("device {device_id} is not in {}: check --device-id (serve provisions it on start)", db.display())
+            })?;
+            println!("{}", serde_json::to_string_pretty(&state_json(&state))?);
             Ok(())
         }
         Command::Serve {
@@ -220,6 +232,16 @@ mod tests {
         match Cli::try_parse_from(args).expect("valid arguments").command {
             Command::Serve { accept_unbound, .. } => accept_unbound,
             Command::Show { .. } => unreachable!("parsed serve"),
+        }
+    }
+
+    #[test]
+    fn every_flag_says_what_it_is_for() {
+        use clap::CommandFactory;
+        for command in Cli::command().get_subcommands() {
+            for arg in command.get_arguments() {
+                assert!(arg.get_help().is_some(), "device-agent {} --{} has no help text", command.get_name(), arg.get_id());
+            }
         }
     }
 

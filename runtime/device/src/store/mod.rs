@@ -103,12 +103,10 @@ const MAX_IDLE_READERS: usize = 4;
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// SQLite failed; `during` says what the store was doing.
-    #[error("device store: SQLite failed while {during}: {source}")]
-    Sqlite {
-        during: &'static str,
-        #[source]
-        source: Arc<rusqlite::Error>,
-    },
+    // The cause is in the message, and deliberately not a `source`: a
+    // report that prints the chain would say it twice.
+    #[error("device store: SQLite failed while {during}: {cause}")]
+    Sqlite { during: &'static str, cause: Arc<rusqlite::Error> },
     /// The writer's queue is full ([`writer::MAX_QUEUED`] operations): the
     /// operation was not queued; nothing changed. Try again shortly.
     #[error("the device store is busy ({queued} writes are waiting for the disk); nothing was written, try again shortly")]
@@ -141,12 +139,8 @@ pub enum StoreError {
     #[error("device {device} was provisioned for {provisioned}, but the SP-bound identifier says {identifier}")]
     AccessMismatch { device: Eui, provisioned: AccessTechnology, identifier: AccessTechnology },
     /// The operating system refused something (starting the writer thread).
-    #[error("device store: {during} failed: {source}")]
-    Io {
-        during: &'static str,
-        #[source]
-        source: Arc<std::io::Error>,
-    },
+    #[error("device store: {during} failed: {cause}")]
+    Io { during: &'static str, cause: Arc<std::io::Error> },
     /// The file cannot be put in WAL mode (e.g. it is on a file system
     /// without shared memory), so commits could not be both durable and
     /// concurrent with reads.
@@ -175,7 +169,7 @@ trait During<T> {
 
 impl<T> During<T> for rusqlite::Result<T> {
     fn during(self, during: &'static str) -> Result<T, StoreError> {
-        self.map_err(|source| StoreError::Sqlite { during, source: Arc::new(source) })
+        self.map_err(|cause| StoreError::Sqlite { during, cause: Arc::new(cause) })
     }
 }
 

@@ -179,7 +179,7 @@ pub(super) fn spawn(
     let handle = std::thread::Builder::new()
         .name("device-store-writer".into())
         .spawn(move || write_loop(conn, queue, &counters))
-        .map_err(|e| StoreError::Io { during: "starting the writer thread", source: Arc::new(e) })?;
+        .map_err(|e| StoreError::Io { during: "starting the writer thread", cause: Arc::new(e) })?;
     Ok((jobs, handle))
 }
 

@@ -32,6 +32,7 @@
 //! `state` → `mapping` / `gateway_auth` / `sp_client` / `outbox` → `store`.
 
 pub mod config;
+pub mod fuzzing;
 pub mod limits;
 pub mod sp_sim;
 pub mod store;

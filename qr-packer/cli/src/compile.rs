@@ -4,6 +4,7 @@
 //! the worlds before anything is signed, writes the two components and
 //! prints the size report with the QR version the label would need.
 
+use crate::stdout::{say, say_raw};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -85,21 +86,21 @@ pub fn size_report(app: &BuiltApp, access: &str, device_id: &str, ec: Ec) -> Res
 
 /// Prints what `build` did.
 pub fn print(app: &BuiltApp, report: &SizeReport) {
-    println!("built {} ({} bytes)", app.phone_path.display(), app.phone.len());
-    println!("built {} ({} bytes)", app.device_path.display(), app.device.len());
-    println!("both halves are components of their worlds and within every runtime limit\n");
-    println!("label for one device, shipped dictionary:");
-    print!("{}", report.table());
+    say!("built {} ({} bytes)", app.phone_path.display(), app.phone.len());
+    say!("built {} ({} bytes)", app.device_path.display(), app.device.len());
+    say!("both halves are components of their worlds and within every runtime limit\n");
+    say!("label for one device, shipped dictionary:");
+    say_raw!("{}", report.table());
     match report.qr_version {
-        Some(v) if v <= DEFAULT_MAX_VERSION => println!("fits QR version {v} at {:?} (pack's limit: {DEFAULT_MAX_VERSION})", report.ec),
+        Some(v) if v <= DEFAULT_MAX_VERSION => say!("fits QR version {v} at {:?} (pack's limit: {DEFAULT_MAX_VERSION})", report.ec),
         Some(v) => {
             let (part, bytes) = report.parts.largest();
-            println!(
+            say!(
                 "needs QR version {v} at {:?}, above pack's limit of {DEFAULT_MAX_VERSION}: the largest part is the {part} ({bytes} bytes compressed)",
                 report.ec
             );
         }
-        None => println!("too large for any QR version at {:?}", report.ec),
+        None => say!("too large for any QR version at {:?}", report.ec),
     }
 }
 

@@ -27,6 +27,9 @@ mod new;
 #[cfg(feature = "pcsc")]
 mod read_tag;
 mod simulate;
+mod stdout;
+
+use stdout::{say, say_raw};
 
 #[derive(Subcommand)]
 enum Command {
@@ -43,8 +46,10 @@ enum Command {
     /// Pack one payload and label per device of a CSV, in parallel.
     Batch(BatchArgs),
     /// Decode a payload (text, label image or NFC tag image) and show manifest, signer and sizes.
+    #[command(after_help = EXIT_CODES)]
     Inspect(InspectArgs),
     /// Check a payload against trusted manufacturer keys (exit 0 only if it verifies).
+    #[command(after_help = EXIT_CODES)]
     Verify(VerifyArgs),
     /// Render payload text as a PNG, SVG or terminal QR code.
     Render(RenderArgs),
@@ -150,15 +155,19 @@ struct ManifestArgs {
     /// A manifest file, TOML or JSON (by extension); flags override its fields.
     #[arg(long)]
     manifest: Option<PathBuf>,
+    /// The app's id, signed into the label (e.g. smart-plug).
     #[arg(long)]
     app_id: Option<String>,
+    /// The app's version (e.g. 1.0.0).
     #[arg(long)]
     app_version: Option<String>,
+    /// The manufacturer's name, as printed.
     #[arg(long)]
     manufacturer: Option<String>,
+    /// The product's name, printed under the code.
     #[arg(long)]
     product: Option<String>,
-    /// wifi, zigbee, thread, ble, lorawan, ethernet, cellular.
+    /// The device's access technology: wifi, zigbee, thread, ble, lorawan, ethernet, cellular.
     #[arg(long)]
     access: Option<String>,
     /// A capability the halves use (repeatable), e.g. device.configure-network.
@@ -255,8 +264,10 @@ struct BatchArgs {
     /// CSV with a header: device_id[,one_time_secret][,other columns become parameters].
     #[arg(long)]
     csv: PathBuf,
+    /// The manufacturer signing key file (`qr-packer keygen --out`).
     #[arg(long)]
     key: PathBuf,
+    /// Directory for DEVICE.txt / .png (/ .svg), index.csv and labels.pdf.
     #[arg(long)]
     out_dir: PathBuf,
     /// Payload text only, no PNG/SVG labels.
@@ -315,8 +326,10 @@ struct VerifyArgs {
 struct RenderArgs {
     /// A payload text file or the text itself.
     input: String,
+    /// Write the code as a PNG to this file.
     #[arg(long)]
     png: Option<PathBuf>,
+    /// Write the code as an SVG to this file.
     #[arg(long)]
     svg: Option<PathBuf>,
     /// Print the code to the terminal.
@@ -358,6 +371,24 @@ fn parse_param(s: &str) -> Result<(String, String), String> {
 
 /// Exit statuses of `verify`: 0 verified; 2 usage or I/O; 3 image; 10 + the
 /// failed stage's position (10 prefix … 19 bundle).
+/// What `verify` and `inspect` exit with: 10 + the stage that refused the
+/// payload (FORMAT.md, "Verification order and errors").
+const EXIT_CODES: &str = "\
+Exit status:
+  0   the payload verified (inspect: decoded)
+  2   usage or I/O error (a missing file, a bad flag, no trusted keys)
+  9   the file is no NFC image of a label
+  10  prefix: not an enrollment payload (no EN1:), or too long
+  11  base45: the text is not base45
+  12  cose: not a COSE_Sign1
+  13  alg: not signed with EdDSA
+  14  kid: signed by a key that is not trusted (give its .pub.json with --trusted)
+  15  signature: altered or forged
+  16  version: a bundle format this reader does not know
+  17  dictionary: compressed with a dictionary this reader does not have
+  18  decompress: not valid zstd, or a decompression bomb
+  19  bundle: malformed manifest or halves";
+
 fn exit_code(error: &PayloadError) -> u8 {
     match error.stage() {
         Some(stage) => 10 + qr_packer::Stage::ALL.iter().position(|s| *s == stage).unwrap_or(0) as u8,
@@ -380,7 +411,7 @@ fn main() -> ExitCode {
         Command::TrainDict(args) => train_dict(args),
         #[cfg(feature = "pcsc")]
         Command::ReadTag(args) => read_tag::read_tag_to(args.reader.as_deref(), &args.out).map(|n| {
-            println!("read {n} bytes from the tag into {}", args.out.display());
+            say!("read {n} bytes from the tag into {}", args.out.display());
             ExitCode::SUCCESS
         }),
     };
@@ -402,8 +433,8 @@ fn main() -> ExitCode {
 
 fn new_cmd(args: NewArgs) -> Result<ExitCode> {
     let dir = new::new_app(&args.dir, args.access, args.name.as_deref(), args.device_id.as_deref())?;
-    println!("wrote a {} enrollment app in {}", args.access, dir.display());
-    println!("next: qr-packer build {0}   then: qr-packer simulate {0}", dir.display());
+    say!("wrote a {} enrollment app in {}", args.access, dir.display());
+    say!("next: qr-packer build {0}   then: qr-packer simulate {0}", dir.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -462,7 +493,7 @@ fn keygen(args: KeygenArgs) -> Result<ExitCode> {
     let key = ManufacturerKey::generate(&args.kid)?;
     key.to_file(&args.out)?;
     key.public_to_file(&public)?;
-    println!("signing key {} (kid {:?}), public key {}", args.out.display(), key.kid(), public.display());
+    say!("signing key {} (kid {:?}), public key {}", args.out.display(), key.kid(), public.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -552,8 +583,8 @@ fn pack(args: PackArgs) -> Result<ExitCode> {
     let (access, _) = manifest.validate()?;
     match (&manifest.device_id, args.unbound) {
         (None, false) => bail!(
-            "no --device-id: this label would be accepted by any fresh {access} device that trusts this key, not by one device; \
-             give --device-id, or --unbound to print such a label"
+            "no --device-id: this label would name no device, and enroll any fresh {access} device that trusts this key and was started \
+             with --accept-unbound; give --device-id, or --unbound to print such a label"
         ),
         (Some(id), true) => bail!("--unbound, but the manifest names device {id}"),
         _ => {}
@@ -596,11 +627,11 @@ fn pack(args: PackArgs) -> Result<ExitCode> {
         None
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        say!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         let ndef_ext = if ndef.is_some() { ",ndef" } else { "" };
-        println!("packed {} for {} → {}.{{txt,png,svg,pdf{ndef_ext}}}", manifest.app_id, name, base.display());
-        println!(
+        say!("packed {} for {} → {}.{{txt,png,svg,pdf{ndef_ext}}}", manifest.app_id, name, base.display());
+        say!(
             "label: {:.1} mm wide, {:.2} mm a module (SVG, PDF); PNG at {} dpi: {:.1} mm",
             printed.size_mm(),
             printed.module_mm(),
@@ -608,20 +639,20 @@ fn pack(args: PackArgs) -> Result<ExitCode> {
             printed.png_size_mm()
         );
         if let Some(len) = ndef {
-            println!("{}", nfc_fit(len));
+            say!("{}", nfc_fit(len));
         }
         let dict = app.dictionary();
         if dictionary::MANUFACTURER_IDS.contains(&dict.id()) {
-            println!(
+            say!(
                 "dictionary {} ({}): readers need it listed in the \"dictionaries\" of key {:?}'s public key file",
                 dict.id(),
                 dict.name(),
                 key.kid()
             );
         }
-        print!("{}", report.table());
+        say_raw!("{}", report.table());
         if label.version() > args.fit.max_version {
-            println!("note: above --max-version {}, printed because of --force; {}", args.fit.max_version, report.advice());
+            say!("note: above --max-version {}, printed because of --force; {}", args.fit.max_version, report.advice());
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -696,7 +727,7 @@ fn batch_cmd(args: BatchArgs) -> Result<ExitCode> {
     for e in &bad {
         eprintln!("{}: {e}", args.csv.display());
     }
-    println!(
+    say!(
         "{written} payloads written to {} (index.csv{}), {} bad rows",
         args.out_dir.display(),
         if args.pdf { ", labels.pdf" } else { "" },
@@ -748,6 +779,13 @@ impl Input {
             return Ok(Input::Text(input.to_owned()));
         }
         let bytes = read(Path::new(input))?;
+        let head = String::from_utf8_lossy(&bytes[..bytes.len().min(256)]).to_ascii_lowercase();
+        if head.trim_start().starts_with("<?xml") || head.trim_start().starts_with("<svg") {
+            bail!(
+                "{input} is an SVG drawing, which is not read back: give the label's PNG (or a photo of it), \
+                 or the .txt that `pack` wrote beside it"
+            );
+        }
         let is_image = bytes.starts_with(b"\x89PNG") || bytes.starts_with(&[0xFF, 0xD8]);
         if is_image {
             return Ok(Input::Text(read_label_image(&bytes)?));
@@ -823,23 +861,23 @@ fn inspect(args: InspectArgs) -> Result<ExitCode> {
             "sizes": bundle.sizes,
             "qr_version_at_m": Label::new(&text, Ec::M).ok().map(|l| l.version()),
         });
-        println!("{}", serde_json::to_string_pretty(&json)?);
+        say!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         let m = &bundle.manifest;
-        println!("read from:     {}", input.source());
-        println!("signer:        {} ({})", bundle.signer, if checked { "signature verified" } else { "signature NOT checked: no trusted keys given" });
+        say!("read from:     {}", input.source());
+        say!("signer:        {} ({})", bundle.signer, if checked { "signature verified" } else { "signature NOT checked: no trusted keys given" });
         let whose = if dictionary::MANUFACTURER_IDS.contains(&bundle.dictionary) { " (the signer's own)" } else { "" };
-        println!("format:        version {}, dictionary {}{whose}", m.format_version, bundle.dictionary);
-        println!("app:           {} {} ({} / {})", m.app_id, m.app_version, m.manufacturer, m.product);
-        println!("access:        {}", m.access);
-        println!("device id:     {}", m.device_id.as_deref().unwrap_or("(any)"));
-        println!("secret:        {}", m.one_time_secret.as_ref().map_or("(none)".into(), |s| format!("{} bytes", s.len())));
-        println!("capabilities:  {}", m.capabilities.join(", "));
+        say!("format:        version {}, dictionary {}{whose}", m.format_version, bundle.dictionary);
+        say!("app:           {} {} ({} / {})", m.app_id, m.app_version, m.manufacturer, m.product);
+        say!("access:        {}", m.access);
+        say!("device id:     {}", m.device_id.as_deref().unwrap_or("(any)"));
+        say!("secret:        {}", m.one_time_secret.as_ref().map_or("(none)".into(), |s| format!("{} bytes", s.len())));
+        say!("capabilities:  {}", m.capabilities.join(", "));
         for (k, v) in &m.params {
-            println!("param:         {k} = {v}");
+            say!("param:         {k} = {v}");
         }
         let s = bundle.sizes;
-        println!(
+        say!(
             "sizes:         {} chars, {} bytes signed, {} compressed halves → phone {} + device {}{}",
             s.text_chars,
             s.signed,
@@ -858,7 +896,7 @@ fn verify(args: VerifyArgs) -> Result<ExitCode> {
         bail!("no trusted keys: give --trusted FILE or --trusted-dir DIR");
     }
     let bundle = Input::read(&args.input)?.payload()?.verify(&keys)?;
-    println!(
+    say!(
         "verified: {} {} for {}, signed by {}",
         bundle.manifest.app_id,
         bundle.manifest.app_version,
@@ -882,7 +920,7 @@ fn render(args: RenderArgs) -> Result<ExitCode> {
         write(path, label.svg(args.scale).as_bytes())?;
     }
     if args.terminal {
-        println!("{}", label.terminal());
+        say!("{}", label.terminal());
     }
     eprintln!("QR version {} at error correction {:?}, {} characters", label.version(), label.ec(), text.len());
     Ok(ExitCode::SUCCESS)
@@ -893,8 +931,8 @@ fn train_dict(args: TrainDictArgs) -> Result<ExitCode> {
         let out = args.out.clone().unwrap_or_else(|| PathBuf::from("qr-packer/dictionaries/enroll-v2.zdict"));
         let dict = dictionary::train_shipped()?;
         write(&out, &dict)?;
-        println!("{} bytes (raw content of the stripped dictionary seeds) → {}", dict.len(), out.display());
-        println!("note: a shipped dictionary must never change once labels name it; add a new id for new content");
+        say!("{} bytes (raw content of the stripped dictionary seeds) → {}", dict.len(), out.display());
+        say!("note: a shipped dictionary must never change once labels name it; add a new id for new content");
         return Ok(ExitCode::SUCCESS);
     }
     let Some(dir) = &args.samples else { return train_reference(&args) };
@@ -903,33 +941,33 @@ fn train_dict(args: TrainDictArgs) -> Result<ExitCode> {
     Dictionary::manufacturer(args.id, "", Vec::new())?;
     let read = qr_packer::train::samples_from_dir(dir)?;
     for (file, why) in &read.skipped {
-        println!("skipped {file}: {why}");
+        say!("skipped {file}: {why}");
     }
     let dict = qr_packer::train::train(&read.samples);
     let measured = qr_packer::train::leave_one_out(&read.samples)?;
     write(out, &dict)?;
-    println!(
+    say!(
         "dictionary {}: {} bytes, raw content of {} stripped pairs → {}",
         args.id,
         dict.len(),
         read.samples.len(),
         out.display()
     );
-    println!("  {:<32} {:>15} {:>14} {:>14}", "sample", "stripped halves", "no dictionary", "leave-one-out");
+    say!("  {:<32} {:>15} {:>14} {:>14}", "sample", "stripped halves", "no dictionary", "leave-one-out");
     for m in &measured {
-        println!("  {:<32} {:>15} {:>14} {:>14}", m.name, m.halves, m.no_dictionary, m.leave_one_out);
+        say!("  {:<32} {:>15} {:>14} {:>14}", m.name, m.halves, m.no_dictionary, m.leave_one_out);
     }
-    println!("leave-one-out: each sample compressed with a dictionary trained on the other samples only");
+    say!("leave-one-out: each sample compressed with a dictionary trained on the other samples only");
     if read.samples.len() == 1 {
-        println!("note: one sample: its leave-one-out dictionary is empty; add more of the family");
+        say!("note: one sample: its leave-one-out dictionary is empty; add more of the family");
     }
     let file = out.file_name().map_or_else(|| out.display().to_string(), |n| n.to_string_lossy().into_owned());
     let entry = qr_packer::DictionaryFile { id: args.id, file, sha256: hex::encode(sha2::Sha256::digest(&dict)) };
-    println!(
+    say!(
         "readers: put the file next to the signing key's public key file and list it there: \"dictionaries\": [{}]",
         serde_json::to_string(&entry)?
     );
-    println!("pack with: qr-packer pack --dictionary {} --dictionary-id {} ...", out.display(), args.id);
+    say!("pack with: qr-packer pack --dictionary {} --dictionary-id {} ...", out.display(), args.id);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -943,9 +981,9 @@ fn train_reference(args: &TrainDictArgs) -> Result<ExitCode> {
     let out = args.out.clone().context("--reference writes where --out says")?;
     let dict = dictionary::train_reference(args.leave_out.as_deref())?;
     write(&out, &dict)?;
-    println!("{} bytes (raw content of the stripped reference halves) → {}", dict.len(), out.display());
+    say!("{} bytes (raw content of the stripped reference halves) → {}", dict.len(), out.display());
     if args.leave_out.is_none() {
-        println!("note: a shipped dictionary must never change once labels name it; add a new id for new content");
+        say!("note: a shipped dictionary must never change once labels name it; add a new id for new content");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -956,4 +994,31 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 
 fn write(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod exit_code_tests {
+    use super::*;
+
+    #[test]
+    fn the_exit_code_table_names_every_stage_at_its_code() {
+        for (i, stage) in qr_packer::Stage::ALL.iter().enumerate() {
+            let line = format!("  {}  {}:", 10 + i, stage.name());
+            assert!(EXIT_CODES.contains(&line), "missing {line:?}");
+        }
+    }
+
+    #[test]
+    fn every_flag_says_what_it_is_for() {
+        use clap::CommandFactory;
+        fn check(command: &clap::Command, path: &str) {
+            for arg in command.get_arguments() {
+                assert!(arg.get_help().is_some(), "{path} --{} has no help text", arg.get_id());
+            }
+            for sub in command.get_subcommands() {
+                check(sub, &format!("{path} {}", sub.get_name()));
+            }
+        }
+        check(&Cli::command(), "qr-packer");
+    }
 }

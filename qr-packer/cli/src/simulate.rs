@@ -5,6 +5,7 @@
 //! enrollment fails, which check or limit stopped it and the last few things
 //! each half did.
 
+use crate::stdout::say;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -150,7 +151,7 @@ pub async fn run_against(app: &ScannedApp, scenario: &Scenario, addr: &str) -> R
     let result = assistant.enroll(Link::tcp(stream), app, options).await;
     let failure = result.as_ref().err().map(|e| format!("{e}"));
     if let Ok(report) = &result {
-        println!("the device at {addr} committed {} (generation {})", report.relayed.sp_bound_id, report.generation);
+        say!("the device at {addr} committed {} (generation {})", report.relayed.sp_bound_id, report.generation);
     }
     Ok(Outcome { enrolled: failure.is_none(), trace, committed: None, failure })
 }
@@ -200,34 +201,34 @@ fn hint(error: &HalfError) -> &'static str {
 
 /// Prints a run, and whether it met the scenario's expectation.
 pub fn report(outcome: &Outcome, scenario: &Scenario) -> Result<()> {
-    println!("trace:");
+    say!("trace:");
     for event in outcome.trace.events() {
-        println!("  {event}");
+        say!("  {event}");
     }
     match &outcome.committed {
         None if outcome.enrolled => {}
         Some(state) => {
-            println!("\ncommitted and sealed (generation {}):", state.generation);
+            say!("\ncommitted and sealed (generation {}):", state.generation);
             if let Some(id) = &state.sp_bound_id {
-                println!("  SP-bound identifier  {id}");
+                say!("  SP-bound identifier  {id}");
             }
             for (what, value) in [("owner", &state.owner), ("location", &state.location), ("name", &state.name)] {
                 if let Some(value) = value {
-                    println!("  {what:<20} {value}");
+                    say!("  {what:<20} {value}");
                 }
             }
             if let Some(endpoint) = &state.sp_endpoint {
-                println!("  SP endpoint          {endpoint}");
+                say!("  SP endpoint          {endpoint}");
             }
-            println!("  network              {}", if state.network.is_some() { "configured" } else { "none" });
+            say!("  network              {}", if state.network.is_some() { "configured" } else { "none" });
             for (name, value) in &state.config {
-                println!("  config {name:<13} {} bytes", value.len());
+                say!("  config {name:<13} {} bytes", value.len());
             }
         }
-        None => println!("\nnothing committed: the device is as it was"),
+        None => say!("\nnothing committed: the device is as it was"),
     }
     if let Some(failure) = &outcome.failure {
-        println!("\nthe enrollment failed: {failure}");
+        say!("\nthe enrollment failed: {failure}");
         for half in [enrollment_assistant::HalfKind::Phone, enrollment_assistant::HalfKind::Device] {
             let last: Vec<_> = outcome
                 .trace
@@ -235,9 +236,9 @@ pub fn report(outcome: &Outcome, scenario: &Scenario) -> Result<()> {
                 .into_iter()
                 .filter(|e| e.kind != TraceKind::Diagnostic || half == enrollment_assistant::HalfKind::Device)
                 .collect();
-            println!("last of the {half}:");
+            say!("last of the {half}:");
             for event in last {
-                println!("    {event}");
+                say!("    {event}");
             }
         }
     }
@@ -249,6 +250,6 @@ pub fn report(outcome: &Outcome, scenario: &Scenario) -> Result<()> {
     if wanted != got {
         bail!("expected the enrollment to be {wanted}, it was {got}");
     }
-    println!("\n{got}, as simulate.toml expects");
+    say!("\n{got}, as simulate.toml expects");
     Ok(())
 }

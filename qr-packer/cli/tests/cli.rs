@@ -130,7 +130,7 @@ fn batch_reports_a_bad_row_by_line_and_produces_the_rest() {
         assert_eq!(bundle.manifest.params.get("site").map(String::as_str), Some(site));
         assert!(out_dir.join(format!("{id}.png")).exists());
     }
-    assert_eq!(std::fs::read_dir(&out_dir).unwrap().count(), 4, "two devices × (txt, png)");
+    assert_eq!(std::fs::read_dir(&out_dir).unwrap().count(), 5, "two devices × (txt, png), and index.csv");
 }
 
 #[test]
@@ -216,8 +216,8 @@ fn pack_without_a_device_id_needs_unbound() {
     let dir = tempfile::tempdir().unwrap();
     let (key, public) = keygen(dir.path(), "acme-1");
     let out = s(dir.path());
-    let expected = "error: no --device-id: this label would be accepted by any fresh wifi device that trusts this key, not by one device; \
-                    give --device-id, or --unbound to print such a label\n";
+    let expected = "error: no --device-id: this label would name no device, and enroll any fresh wifi device that trusts this key and was \
+                    started with --accept-unbound; give --device-id, or --unbound to print such a label\n";
     assert_eq!(fails(&["pack", "--app", "wifi-meter", "--key", &key, "--out-dir", out]), (Some(2), expected.to_owned()));
     assert!(!dir.path().join("wifi-meter.txt").exists());
     ok(&["pack", "--app", "wifi-meter", "--key", &key, "--out-dir", out, "--unbound"]);
@@ -476,4 +476,32 @@ fn batch_writes_an_index_and_sheets_of_labels_that_read_back() {
     let pdf = std::fs::read(&sheet).unwrap();
     assert_eq!(String::from_utf8_lossy(&pdf).matches(") Tj").count(), 14 * 3, "three caption lines a label");
     ok(&["verify", s(&out.join(rows[0][2])), "--trusted", &public]);
+}
+
+#[test]
+fn inspect_into_a_closed_pipe_ends_quietly_and_an_svg_gets_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(dir.path(), "acme-1");
+    ok(&["pack", "--app", "wifi-meter", "--key", &key, "--out-dir", s(dir.path()), "--device-id", "AC-DE-48-00-00-80"]);
+    let txt = dir.path().join("AC-DE-48-00-00-80.txt");
+    // `inspect … | head -1`: the reader goes away after one line.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_qr-packer"))
+        .args(["inspect", s(&txt), "--trusted", &public])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+
+    let svg = dir.path().join("AC-DE-48-00-00-80.svg");
+    let (code, stderr) = fails(&["inspect", s(&svg)]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("is an SVG drawing, which is not read back: give the label's PNG"), "{stderr}");
+    // A missing key file is named once, not twice.
+    let (_, stderr) = fails(&["verify", s(&txt), "--trusted", s(&dir.path().join("nope.pub.json"))]);
+    assert_eq!(stderr.matches("No such file or directory").count(), 1, "{stderr}");
 }

@@ -60,7 +60,7 @@ pub use error::{KeyError, PackError, PayloadError, Stage};
 #[cfg(feature = "render")]
 pub use label::{Ec, Label, LabelError, render_png, render_svg, render_terminal, version_for};
 #[cfg(feature = "photo")]
-pub use photo::read_label_image;
+pub use photo::{MAX_JPEG_PIXELS, read_label_image, read_label_luma, read_label_luma_traced};
 pub use manifest::{Manifest, Target, TargetError};
 pub use payload::{BundleSizes, CompressedParts, FORMAT_VERSION, PreparedApp, PreparedSizes, SignedPayload, VerifiedBundle};
 pub use sign::{DictionaryFile, ManufacturerKey, TrustedKeys};

@@ -120,9 +120,9 @@ impl UnsolicitedHarness {
         self.accept(&body)
     }
 
-    /// A valid signed message (fresh timestamp and nonce): a seed input.
-    pub fn valid_message(&self, devices: Vec<String>) -> Result<Vec<u8>, String> {
-        <MovePayload as MovePayloadExt>::new(SENDER, NEW_SP, devices, Some("metering".into()))
+    /// A valid signed message from [`SENDER`] (fresh timestamp and nonce).
+    pub fn valid_message(&self, new_sp: &str, devices: Vec<String>) -> Result<Vec<u8>, String> {
+        <MovePayload as MovePayloadExt>::new(SENDER, new_sp, devices, Some("metering".into()))
             .sign(&self.key)
             .map_err(|e| e.to_string())
     }
@@ -133,5 +133,30 @@ impl UnsolicitedHarness {
         let mut out = Vec::new();
         ciborium::into_writer(&payload, &mut out).map_err(|e| e.to_string())?;
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fuzz target only finds what the harness reaches: a signed move
+    /// must get through to the transaction, and its replay be refused.
+    #[test]
+    fn the_harness_reaches_the_transaction_and_refuses_a_replay() {
+        let harness = UnsolicitedHarness::new().unwrap();
+        let payload = harness.valid_payload(vec![DEVICE.into()]).unwrap();
+        let ack = harness.sign_and_accept(&payload).unwrap();
+        assert_eq!((ack.devices, ack.changed), (1, 1));
+        let replay = harness.sign_and_accept(&payload).unwrap_err();
+        assert!(replay.starts_with("replayed_message: "), "{replay}");
+
+        // The sender claims a device nobody holds (it may claim).
+        let body = harness.valid_message(SENDER, vec!["AC-DE-48-00-00-81".into()]).unwrap();
+        assert_eq!(harness.accept(&body).unwrap().created, 1);
+        let mut tampered = body.clone();
+        let last = tampered.len() - 1;
+        tampered[last] ^= 1;
+        assert!(harness.accept(&tampered).unwrap_err().starts_with("bad_signature: "));
     }
 }

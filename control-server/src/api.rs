@@ -94,12 +94,15 @@ async fn resolve(State(state): State<ServerState>, headers: HeaderMap, body: Bod
 
 fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     q.map(|Query(t)| t).map_err(|e| {
+        // The deserializer's own message is the rejection's source; the
+        // rejection's text adds a prefix of axum's.
+        let unknown = match &e {
+            QueryRejection::FailedToDeserializeQueryString(inner) => std::error::Error::source(inner)
+                .is_some_and(|source| crate::error::is_unknown_field(&source.to_string())),
+            _ => false,
+        };
         let text = e.body_text();
-        if text.contains("unknown field") {
-            ApiError::UnknownField(text)
-        } else {
-            ApiError::MalformedRequest(text)
-        }
+        if unknown { ApiError::UnknownField(text) } else { ApiError::MalformedRequest(text) }
     })
 }
 

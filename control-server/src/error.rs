@@ -163,12 +163,22 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Whether a deserializer's own message (not a wrapper's) is serde's
+/// `unknown_field` error. serde words that message "unknown field `NAME`,
+/// expected …" and begins every other message with fixed words of its own
+/// ("invalid type", "missing field", …), so input (a field name, a string
+/// value) can only appear after the start: a request cannot make another
+/// error look like this one. Never `contains`: a value could carry the words.
+pub fn is_unknown_field(deserializer_message: &str) -> bool {
+    deserializer_message.starts_with("unknown field `")
+}
+
 /// Parses a JSON request body, telling unknown fields apart from other
 /// malformed input.
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
         let text = e.to_string();
-        if text.starts_with("unknown field") {
+        if is_unknown_field(&text) {
             ApiError::UnknownField(format!("request body: {text}"))
         } else {
             ApiError::MalformedRequest(format!("request body is not the expected JSON: {text}"))

@@ -131,13 +131,11 @@ fn verify_signature(sign1: &CoseSign1, sp: &SpRecord) -> Result<(), ApiError> {
 
 fn decode_payload(sign1: &CoseSign1) -> Result<MovePayload, ApiError> {
     let bytes = sign1.payload.as_deref().ok_or_else(|| ApiError::MalformedRequest("the message has no payload".into()))?;
-    ciborium::from_reader(bytes).map_err(|e: ciborium::de::Error<std::io::Error>| {
-        let text = e.to_string();
-        if text.contains("unknown field") {
-            ApiError::UnknownField(format!("payload: {text}"))
-        } else {
-            ApiError::MalformedRequest(format!("payload is not the documented CBOR map: {text}"))
+    ciborium::from_reader(bytes).map_err(|e: ciborium::de::Error<std::io::Error>| match &e {
+        ciborium::de::Error::Semantic(_, message) if crate::error::is_unknown_field(message) => {
+            ApiError::UnknownField(format!("payload: {message}"))
         }
+        _ => ApiError::MalformedRequest(format!("payload is not the documented CBOR map: {e}")),
     })
 }
 
@@ -283,6 +281,36 @@ mod tests {
             may_claim,
             may_move_to: to.iter().map(|s| s.to_string()).collect(),
         }
+    }
+
+    /// A CBOR map of text keys to values, as an SP would put in its payload.
+    fn payload_with(entries: Vec<(&str, ciborium::Value)>) -> CoseSign1 {
+        let map = ciborium::Value::Map(entries.into_iter().map(|(k, v)| (ciborium::Value::Text(k.into()), v)).collect());
+        let mut bytes = Vec::new();
+        ciborium::into_writer(&map, &mut bytes).unwrap();
+        CoseSign1 { payload: Some(bytes), ..Default::default() }
+    }
+
+    #[test]
+    fn unknown_fields_are_told_apart_by_the_deserializers_message_not_by_input() {
+        use ciborium::Value::{Array, Bytes, Integer, Text};
+        let good = || {
+            vec![
+                ("sender", Text("sp-one.example".into())),
+                ("new_sp", Text("sp-two.example".into())),
+                ("devices", Array(vec![])),
+                ("timestamp", Integer(1.into())),
+                ("nonce", Bytes(vec![0; 16])),
+            ]
+        };
+        assert!(decode_payload(&payload_with(good())).is_ok());
+        let mut extra = good();
+        extra.push(("colour", Text("blue".into())));
+        assert!(matches!(decode_payload(&payload_with(extra)), Err(ApiError::UnknownField(_))));
+        // A value that carries the words is a wrong type, not an unknown field.
+        let mut sly = good();
+        sly[3] = ("timestamp", Text("unknown field `x`".into()));
+        assert!(matches!(decode_payload(&payload_with(sly)), Err(ApiError::MalformedRequest(_))));
     }
 
     #[test]

@@ -10,9 +10,12 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{Path as UrlPath, State};
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, Request, State};
 use axum::http::StatusCode;
-use axum::middleware;
+use axum::middleware::{self, Next};
+use control_api::http_server::ServeLimits;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -21,18 +24,58 @@ use serde::Deserialize;
 use sp_bound_id::Eui;
 
 use crate::api_auth::{ApiToken, require_token};
+use crate::config::ApiLimits;
 use crate::{Gateway, GatewayError, Label};
 
-/// The API of `gateway`, for callers holding `token`.
-pub fn router(gateway: Arc<Gateway>, token: ApiToken) -> Router {
-    Router::new()
+/// The API of `gateway`, for callers holding `token`, within `limits`: a
+/// body over `max_body_bytes` is refused (`413`) before it is read whole,
+/// and a request not received and answered within `request_timeout_ms` gets
+/// `408 request_timeout` (the update stream, which is meant to stay open,
+/// excepted).
+pub fn router(gateway: Arc<Gateway>, token: ApiToken, limits: ApiLimits) -> Router {
+    let deadline = Duration::from_millis(limits.request_timeout_ms);
+    let bounded = Router::new()
         .route("/v1/enroll", post(api_enroll))
         .route("/v1/devices", get(api_devices))
         .route("/v1/devices/{id}", get(api_device))
-        .route("/v1/stream", get(api_stream))
         .route("/v1/rebind-pending", post(api_rebind_pending))
+        .layer(middleware::from_fn_with_state(deadline, within_deadline));
+    bounded
+        .route("/v1/stream", get(api_stream))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(middleware::from_fn_with_state(token, require_token))
         .with_state(gateway)
+}
+
+/// Serves the API on `listener` with `limits` until `shutdown` completes:
+/// connections capped and idle ones closed (`control_api::http_server`).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    gateway: Arc<Gateway>,
+    token: ApiToken,
+    limits: ApiLimits,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let bounds = ServeLimits {
+        max_connections: limits.max_connections,
+        header_read_timeout: Duration::from_millis(limits.header_read_timeout_ms),
+    };
+    control_api::http_server::serve(listener, router(gateway, token, limits), bounds, shutdown).await
+}
+
+/// Answers `408 request_timeout` when a request is not received and answered
+/// within `limit` (the handler is dropped: an enrollment it ran is cut off
+/// as if the caller had hung up, and the device is unchanged unless it had
+/// committed).
+async fn within_deadline(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => error(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!("the request was not answered within {} ms (api_limits.request_timeout_ms)", limit.as_millis()),
+        ),
+    }
 }
 
 /// `POST /v1/enroll`.
@@ -128,7 +171,7 @@ mod tests {
     use std::time::Duration;
 
     use ed25519_dalek::SigningKey;
-    use enrollment_assistant::{AssistantRuntime, Sandbox, SandboxConfig, Timeouts, TrustedKeys};
+    use enrollment_assistant::{AssistantRuntime, Sandbox, SandboxConfig, Timeouts};
 
     use super::*;
     use crate::control::{ControlServer, ControlServerConfig};
@@ -138,6 +181,10 @@ mod tests {
     /// A gateway whose control server is nowhere (nothing here reaches it),
     /// its API served on a loopback port.
     async fn serve_api(dir: &std::path::Path) -> String {
+        serve_api_with(dir, ApiLimits::default()).await
+    }
+
+    async fn serve_api_with(dir: &std::path::Path, limits: ApiLimits) -> String {
         let store = GatewayStore::open(&dir.join("gateway.sqlite")).unwrap();
         let control = ControlServer::new(ControlServerConfig {
             timeout: Duration::from_millis(200),
@@ -149,21 +196,86 @@ mod tests {
         let sandbox = Arc::new(Sandbox::new(SandboxConfig { max_concurrent_halves: 4, ..SandboxConfig::default() }).unwrap());
         let assistant =
             AssistantRuntime::new(sandbox, Arc::new(services), identity.clone(), Timeouts::default()).unwrap();
-        let gateway = Gateway::new(assistant, store, control, identity, TrustedKeys::new(), Timeouts::default());
+        let gateway = Gateway::new(assistant, store, control, identity, test_key().trusted(), Timeouts::default());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let token = ApiToken::new(TOKEN).unwrap();
-        tokio::spawn(async move { axum::serve(listener, router(Arc::new(gateway), token)).await });
+        tokio::spawn(serve(listener, Arc::new(gateway), token, limits, std::future::pending()));
         format!("http://{addr}")
     }
 
     const TOKEN: &str = "test-token-0123456789";
+
+    /// The manufacturer whose labels the test gateway trusts.
+    fn test_key() -> qr_packer::ManufacturerKey {
+        qr_packer::ManufacturerKey::from_secret("acme-api-test", [5; 32]).unwrap()
+    }
 
     /// A client that sends the API token with every request.
     fn authorized() -> reqwest::Client {
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {TOKEN}").parse().unwrap());
         control_api::http_client::client_builder().default_headers(headers).build().unwrap()
+    }
+
+    #[tokio::test]
+    async fn idle_and_half_sent_connections_are_closed_and_big_bodies_refused() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let dir = tempfile::tempdir().unwrap();
+        let limits = ApiLimits { header_read_timeout_ms: 300, max_body_bytes: 1024, max_connections: 8, ..ApiLimits::default() };
+        let base = serve_api_with(dir.path(), limits).await;
+        let addr = base.trim_start_matches("http://").to_owned();
+        // A connection that sends half a request head, and one that sends nothing.
+        let mut half = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        half.write_all(b"GET /v1/devices HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        for stream in [&mut half, &mut idle] {
+            let mut buf = Vec::new();
+            let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut buf)).await;
+            assert!(read.is_ok(), "the server closed the connection (it used to keep it open)");
+        }
+        // A body over the limit is refused, not buffered.
+        let big = serde_json::json!({"label_text": "A".repeat(4096), "device": "127.0.0.1:1"});
+        let answer = authorized().post(format!("{base}/v1/enroll")).json(&big).send().await.unwrap();
+        assert_eq!(answer.status(), 413);
+        // Beyond the connection cap nothing is accepted until one closes;
+        // a normal request still gets through afterwards.
+        let mut held = Vec::new();
+        for _ in 0..8 {
+            held.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+        }
+        drop(held);
+        let answer = authorized().get(format!("{base}/v1/devices")).send().await.unwrap();
+        assert_eq!(answer.status(), 200);
+    }
+
+    #[tokio::test]
+    async fn an_enrollment_past_the_request_deadline_answers_408() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = ApiLimits { request_timeout_ms: 300, ..ApiLimits::default() };
+        let base = serve_api_with(dir.path(), limits).await;
+        // A "device" that accepts the link and never says Hello.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let device = silent.local_addr().unwrap();
+        let _keep = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((stream, _)) = silent.accept().await {
+                open.push(stream);
+            }
+        });
+        let signed = {
+            let app = &enrollment_apps::WIFI_METER;
+            let mut manifest = qr_packer::manifest::reference(app).unwrap();
+            manifest.device_id = Some("AC-DE-48-00-00-80".into());
+            enrollment_assistant::label::seal(app.phone, app.device, &manifest, &test_key()).unwrap().signed_bytes().to_vec()
+        };
+        let label = qr_packer::SignedPayload::from_bytes(signed).to_text();
+        let request = serde_json::json!({"label_text": label, "device": device.to_string()});
+        let answer = authorized().post(format!("{base}/v1/enroll")).json(&request).send().await.unwrap();
+        assert_eq!(answer.status(), 408);
+        let body: serde_json::Value = answer.json().await.unwrap();
+        assert_eq!(body["error"], "request_timeout", "{body}");
+        assert!(body["message"].as_str().unwrap().contains("api_limits.request_timeout_ms"), "{body}");
     }
 
     #[tokio::test]

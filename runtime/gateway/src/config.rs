@@ -14,6 +14,12 @@
 //! max_update_batch = 1024               # pushed updates per transaction
 //! rebind_retry_ms = 5000                # retry of devices that were out of reach
 //!
+//! [api_limits]                          # the local HTTP API's bounds (these are the defaults)
+//! max_connections = 256                 # open at once; at the cap no more are accepted
+//! header_read_timeout_ms = 10000        # a connection without a whole request head is closed
+//! request_timeout_ms = 120000           # per request (an enrollment session is at most 90 s); 408 after
+//! max_body_bytes = 48000000             # a label photo of 32 MiB, base64, and its JSON
+//!
 //! [control_server]
 //! url = "http://127.0.0.1:8080"
 //! gateway_id = "gw-plant-3"             # subscription identity
@@ -125,6 +131,36 @@ pub struct GatewayConfig {
     /// How often devices with a pending re-bind are tried again.
     #[serde(default = "default_rebind_retry_ms")]
     pub rebind_retry_ms: u64,
+    /// Bounds of the local HTTP API.
+    #[serde(default)]
+    pub api_limits: ApiLimits,
+}
+
+/// Bounds of the gateway's local HTTP API (`[api_limits]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiLimits {
+    /// Connections open at once; at the cap no more are accepted.
+    pub max_connections: usize,
+    /// A connection that sends no whole request head within this is closed.
+    pub header_read_timeout_ms: u64,
+    /// Time to receive and answer one request (the update stream excepted).
+    pub request_timeout_ms: u64,
+    /// Largest request body (`POST /v1/enroll` with a label photo).
+    pub max_body_bytes: usize,
+}
+
+impl Default for ApiLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 256,
+            header_read_timeout_ms: 10_000,
+            // An enrollment session is bounded at 90 s (`Timeouts::session`).
+            request_timeout_ms: 120_000,
+            // A 32 MiB label photo (the assistant's cap) in base64, and its JSON.
+            max_body_bytes: 48_000_000,
+        }
+    }
 }
 
 fn default_rebind_retry_ms() -> u64 {

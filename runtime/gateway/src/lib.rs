@@ -169,7 +169,7 @@ impl Gateway {
         let t = Instant::now();
         let app = match label {
             Label::Text(text) => ScannedApp::from_text(&text, &self.trusted)?,
-            Label::Image(bytes) => ScannedApp::from_image(&bytes, &self.trusted)?,
+            Label::Image(bytes) => ScannedApp::from_image_async(bytes, &self.trusted).await?,
         };
         let decode_verify = t.elapsed();
 

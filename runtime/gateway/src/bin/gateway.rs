@@ -123,12 +123,10 @@ async fn serve(config_path: &Path, listen: Option<SocketAddr>, compiler: Option<
         tokio::spawn(gateway.clone().retry_rebinds(stopped, Duration::from_millis(config.rebind_retry_ms)));
     let listener = tokio::net::TcpListener::bind(listen).await.context("binding the gateway API")?;
     println!("listening on {}", listener.local_addr()?);
-    axum::serve(listener, enrollment_gateway::api::router(gateway, token))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .context("serving the gateway API")?;
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    enrollment_gateway::api::serve(listener, gateway, token, config.api_limits, shutdown).await;
     let _ = stop.send(true);
     let _ = follower.await;
     let _ = retry.await;

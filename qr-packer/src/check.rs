@@ -39,6 +39,15 @@ pub const MAX_MEMORIES: usize = 1;
 /// allocator's `table_elements(1024)`.
 pub const MAX_TABLE_ELEMENTS: u64 = 1024;
 
+/// The largest half the runtime compiles, in bytes: the runtime's
+/// `enrollment_host::sandbox::check::MAX_HALF_BYTES` (a test there keeps the
+/// two equal). A larger half is refused before signing, not on the device.
+pub const MAX_HALF_BYTES: usize = 32 * 1024;
+
+/// The most locals a half may declare in all its functions: the runtime's
+/// `enrollment_host::sandbox::check::MAX_HALF_LOCALS`.
+pub const MAX_HALF_LOCALS: u64 = 10_000;
+
 /// Which world a half targets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum World {
@@ -166,9 +175,23 @@ fn check_wit_version(imports: &[String], half: &'static str) -> Result<(), PackE
 /// module or of the component).
 pub fn check_runtime_limits(component: &[u8], half: &'static str) -> Result<(), PackError> {
     let malformed = |e: wasmparser::BinaryReaderError| PackError::NotAComponent { half, reason: e.to_string() };
+    if component.len() > MAX_HALF_BYTES {
+        return Err(PackError::HalfOverSandboxCap { half, bytes: component.len(), max: MAX_HALF_BYTES });
+    }
     let mut memories = 0usize;
+    let mut locals = 0u64;
     for payload in Parser::new(0).parse_all(component) {
         match payload.map_err(malformed)? {
+            Payload::CodeSectionEntry(body) => {
+                let mut reader = body.get_locals_reader().map_err(malformed)?;
+                for _ in 0..reader.get_count() {
+                    let (count, _) = reader.read().map_err(malformed)?;
+                    locals = locals.saturating_add(u64::from(count));
+                }
+                if locals > MAX_HALF_LOCALS {
+                    return Err(PackError::TooManyLocals { half, locals, max: MAX_HALF_LOCALS });
+                }
+            }
             Payload::MemorySection(section) => {
                 for memory in section {
                     let memory = memory.map_err(malformed)?;
@@ -396,6 +419,18 @@ mod tests {
         assert_eq!(err.to_string(), "the device half has a table of 1025 initial elements; the runtime's cap is 1024");
         let err = check_half(&component("", &["(func $s) (start $s)"]), World::Phone).unwrap_err();
         assert_eq!(err.to_string(), "the phone half has a start function; the runtime runs a half only through its `enroll` export");
+    }
+
+    #[test]
+    fn halves_the_sandbox_would_not_compile_are_refused_before_signing() {
+        // 200 functions of 60 locals each: 12,000 in all, in a few bytes.
+        let many_locals: String = (0..200).map(|_| "(func (local i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (local i64 i64 i64 i64 i64 i64 i64 i64 i64 i64) (local f32 f32 f32 f32 f32 f32 f32 f32 f32 f32) (local f64 f64 f64 f64 f64 f64 f64 f64 f64 f64) (local i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (local i64 i64 i64 i64 i64 i64 i64 i64 i64 i64))").collect();
+        let err = check_half(&component("", &[&many_locals]), World::Device).unwrap_err();
+        assert!(matches!(err, PackError::TooManyLocals { locals: 10_020, max: MAX_HALF_LOCALS, .. }), "{err}");
+        // Padding in a data segment makes a half larger than the runtime compiles.
+        let padding = format!("(memory 1) (data (i32.const 0) \"{}\")", "x".repeat(MAX_HALF_BYTES));
+        let err = check_half(&component("", &[&padding]), World::Device).unwrap_err();
+        assert!(matches!(err, PackError::HalfOverSandboxCap { max: MAX_HALF_BYTES, .. }), "{err}");
     }
 
     #[test]

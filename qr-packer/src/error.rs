@@ -184,6 +184,10 @@ pub enum PackError {
         "the {half} half's core module asks for {bytes} bytes of initial linear memory; the runtime's cap is {cap} (link with -zstack-size=16384 --initial-memory=65536 --max-memory={cap}, as the .cargo/config.toml that `qr-packer new` writes does)"
     )]
     InitialMemoryTooLarge { half: &'static str, bytes: u64, cap: u64 },
+    #[error("the {half} half is {bytes} bytes after stripping; the runtime compiles halves of at most {max} (move work to the operational app, or build with opt-level \"z\", LTO and panic = \"abort\")")]
+    HalfOverSandboxCap { half: &'static str, bytes: usize, max: usize },
+    #[error("the {half} half declares {locals} locals in all; the runtime's cap is {max} (a function with very many locals, often from an unoptimized build)")]
+    TooManyLocals { half: &'static str, locals: u64, max: u64 },
     #[error("the {half} half defines {count} linear memories; the runtime gives a half at most {max}")]
     TooManyMemories { half: &'static str, count: usize, max: usize },
     #[error("the {half} half has a table of {elements} initial elements; the runtime's cap is {max}")]

@@ -86,6 +86,13 @@ fn every_reference_half_is_well_within_the_size_and_locals_caps() {
     }
 }
 
+#[test]
+fn the_packer_refuses_what_the_sandbox_refuses() {
+    // `qr-packer pack` checks halves against these before signing a label.
+    assert_eq!(qr_packer::check::MAX_HALF_BYTES, MAX_HALF_BYTES);
+    assert_eq!(qr_packer::check::MAX_HALF_LOCALS, check::MAX_HALF_LOCALS);
+}
+
 #[tokio::test]
 async fn a_half_over_the_size_cap_is_refused_before_it_is_compiled() {
     let sandbox = sandbox(SandboxConfig::default());

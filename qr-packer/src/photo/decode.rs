@@ -14,6 +14,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use image::GrayImage;
 use rxing::common::{GlobalHistogramBinarizer, HybridBinarizer};
 use rxing::multi::MultipleBarcodeReader;
+use rxing::multi::qrcode::QRCodeMultiReader;
 use rxing::qrcode::cpp_port::QrReader;
 use rxing::{BarcodeFormat, Binarizer, BinaryBitmap, DecodeHints, Luma8Source};
 
@@ -87,6 +88,40 @@ fn read_rxing<B: Binarizer>(mut bitmap: BinaryBitmap<B>, close: bool, hints: &De
     }
 }
 
+/// Every QR code the classic ZXing reader (the Java port, with its own
+/// finder-pattern search and alignment-pattern sampling) reads in `image`,
+/// thresholded by ZXing's `HybridBinarizer`, every row scanned. It finds codes
+/// under a deep shadow that the zxing-cpp detector misses.
+pub(super) fn rxing_classic(image: &GrayImage) -> Found {
+    guarded("rxing", || {
+        let Ok(source) = Luma8Source::new_with_slice(image.as_raw(), image.width(), image.height()) else {
+            return Found::default();
+        };
+        let hints = DecodeHints { TryHarder: Some(true), ..DecodeHints::default() };
+        let mut bitmap = BinaryBitmap::new(HybridBinarizer::new(source));
+        match QRCodeMultiReader::default().decode_multiple_with_hints(&mut bitmap, &hints) {
+            Ok(results) => Found { texts: results.iter().map(|r| r.getText().to_owned()).collect(), unreadable: None },
+            Err(_) => Found::default(),
+        }
+    })
+}
+
+/// `image` thresholded by ZXing's `HybridBinarizer`, as black (0) and white
+/// (255) pixels: for `rqrr`, whose own moving-average threshold breaks up a
+/// code in strong perspective that this one keeps whole.
+pub(super) fn hybrid_black_white(image: &GrayImage) -> GrayImage {
+    let mut out = image.clone();
+    let Ok(source) = Luma8Source::new_with_slice(image.as_raw(), image.width(), image.height()) else {
+        return out;
+    };
+    let bitmap = BinaryBitmap::new(HybridBinarizer::new(source));
+    let matrix = bitmap.get_black_matrix();
+    for (x, y, p) in out.enumerate_pixels_mut() {
+        p.0[0] = if matrix.get(x, y) { 0 } else { 255 };
+    }
+    out
+}
+
 /// `decode()`, or "found nothing readable" if it panics.
 fn guarded(decoder: &str, decode: impl FnOnce() -> Found) -> Found {
     catch_unwind(AssertUnwindSafe(decode)).unwrap_or_else(|_| Found {
@@ -94,3 +129,4 @@ fn guarded(decoder: &str, decode: impl FnOnce() -> Found) -> Found {
         unreadable: Some(format!("the {decoder} decoder failed on this image")),
     })
 }
+

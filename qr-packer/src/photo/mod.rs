@@ -5,7 +5,7 @@
 //! threshold reads all of those, so the reader does what the best open
 //! readers (ZXing, zxing-cpp) do: it makes a few cheap views of the photo (a
 //! smaller copy of a big photo first, then the full one: [`scale`]; global and
-//! local thresholds: [`binarize`]) and runs two decoders on them ([`decode`]:
+//! local thresholds, a local contrast stretch: [`binarize`]) and runs two decoders on them ([`decode`]:
 //! `rqrr`, and `rxing`, the Rust port of ZXing, whose detector samples the
 //! code through a perspective transform), in a fixed order, cheapest first
 //! ([`plan`]), and stops at the first label payload (`EN1:` text). The caller

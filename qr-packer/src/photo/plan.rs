@@ -2,13 +2,18 @@
 //! results add up to one answer.
 //!
 //! Each attempt is one decoder on one view of the photo. The views are made
-//! when an attempt first needs them and kept for the next: a photo reduced to
-//! at most [`WORKING_PIXELS`](super::scale::WORKING_PIXELS) (the photo itself
-//! when it is that small), half that again (a large or blurred code), the
-//! working view thresholded at Otsu's level, the full photo (a small code in a
-//! large scene; skipped when it is the working view) and, for a small image,
-//! the image at twice its size (modules of 2 pixels). Views that do not
-//! apply to an image are skipped, so no attempt runs twice on the same pixels.
+//! when an attempt first needs them and kept for the next: the photo reduced
+//! to at most [`WORKING_PIXELS`](super::scale::WORKING_PIXELS) (the photo
+//! itself when it is that small), half that again (a large or blurred code),
+//! the working view in black and white at Otsu's level, against its local
+//! mean (a dim or grey print), by ZXing's block threshold (for `rqrr`, in
+//! strong perspective) and contrast-stretched, then the full photo (a small
+//! code in a large scene; skipped when it is the working view) and, for a
+//! small image, the image at twice its size (modules of 2 pixels). Views
+//! that do not apply to an image are skipped, so no attempt runs twice on
+//! the same pixels. The order comes from `examples/distortions.rs`: what
+//! reads most of its photos soonest comes first (BENCHMARKS.md, "Reading
+//! label photos").
 //! The list is a constant: a photo costs at most [`PLAN`]`.len()` decoder
 //! runs, whatever it shows.
 
@@ -30,6 +35,12 @@ enum View {
     Half,
     /// The working view in black and white at Otsu's level.
     WorkingOtsu,
+    /// The working view in black and white against its local mean.
+    WorkingMean,
+    /// The working view in black and white by ZXing's block threshold.
+    WorkingHybrid,
+    /// The working view with its contrast stretched locally.
+    WorkingStretched,
     /// The photo as taken (only when the working view is smaller).
     Full,
     /// The photo at twice its width and height (only when it has at most
@@ -43,6 +54,8 @@ enum Decoder {
     Rqrr,
     /// `rxing` with a threshold; `true` scans every row for finder patterns.
     Rxing(Threshold, bool),
+    /// The classic ZXing reader (Java port), local threshold, every row.
+    RxingClassic,
 }
 
 /// One decoder on one view.
@@ -61,12 +74,18 @@ const MIN_HALF_SIDE: u32 = 240;
 const MAX_DOUBLED_PIXELS: u64 = 750_000;
 
 /// Every attempt, in order: cheapest and most likely first.
-pub(super) const PLAN: [Attempt; 9] = [
+pub(super) const PLAN: [Attempt; 15] = [
     Attempt { name: "rxing local, working", view: View::Working, decoder: Decoder::Rxing(Threshold::Local, false) },
     Attempt { name: "rqrr, working", view: View::Working, decoder: Decoder::Rqrr },
     Attempt { name: "rxing local, half", view: View::Half, decoder: Decoder::Rxing(Threshold::Local, false) },
     Attempt { name: "rxing global, working", view: View::Working, decoder: Decoder::Rxing(Threshold::Global, false) },
     Attempt { name: "rqrr, working otsu", view: View::WorkingOtsu, decoder: Decoder::Rqrr },
+    Attempt { name: "rxing, working local mean", view: View::WorkingMean, decoder: Decoder::Rxing(Threshold::Global, false) },
+    Attempt { name: "rqrr, working local mean", view: View::WorkingMean, decoder: Decoder::Rqrr },
+    Attempt { name: "rxing local, working stretched", view: View::WorkingStretched, decoder: Decoder::Rxing(Threshold::Local, false) },
+    Attempt { name: "rqrr, working stretched", view: View::WorkingStretched, decoder: Decoder::Rqrr },
+    Attempt { name: "rqrr, working zxing threshold", view: View::WorkingHybrid, decoder: Decoder::Rqrr },
+    Attempt { name: "rxing classic, working, every row", view: View::Working, decoder: Decoder::RxingClassic },
     Attempt { name: "rxing local closed, working, every row", view: View::Working, decoder: Decoder::Rxing(Threshold::LocalClosed, true) },
     Attempt { name: "rxing local, full, every row", view: View::Full, decoder: Decoder::Rxing(Threshold::Local, true) },
     Attempt { name: "rqrr, full", view: View::Full, decoder: Decoder::Rqrr },
@@ -85,6 +104,7 @@ pub(super) fn read(image: &GrayImage, on_attempt: &mut dyn FnMut(&'static str)) 
         let found: Found = match attempt.decoder {
             Decoder::Rqrr => decode::rqrr(pixels),
             Decoder::Rxing(threshold, every_row) => decode::rxing(pixels, threshold, every_row),
+            Decoder::RxingClassic => decode::rxing_classic(pixels),
         };
         let mut texts = found.texts.into_iter();
         for text in texts.by_ref() {
@@ -109,12 +129,15 @@ struct Views<'a> {
     working: Option<GrayImage>,
     half: Option<Option<GrayImage>>,
     otsu: Option<GrayImage>,
+    stretched: Option<GrayImage>,
+    mean: Option<GrayImage>,
+    hybrid: Option<GrayImage>,
     doubled: Option<Option<GrayImage>>,
 }
 
 impl<'a> Views<'a> {
     fn new(full: &'a GrayImage) -> Self {
-        Views { full, factor: scale::working_factor(full), working: None, half: None, otsu: None, doubled: None }
+        Views { full, factor: scale::working_factor(full), working: None, half: None, otsu: None, stretched: None, mean: None, hybrid: None, doubled: None }
     }
 
     /// The pixels of `view`, or `None` where it does not apply.
@@ -137,6 +160,24 @@ impl<'a> Views<'a> {
                     self.otsu = Some(binarize::otsu(self.working()));
                 }
                 self.otsu.as_ref()
+            }
+            View::WorkingMean => {
+                if self.mean.is_none() {
+                    self.mean = Some(binarize::local_mean(self.working()));
+                }
+                self.mean.as_ref()
+            }
+            View::WorkingHybrid => {
+                if self.hybrid.is_none() {
+                    self.hybrid = Some(decode::hybrid_black_white(self.working()));
+                }
+                self.hybrid.as_ref()
+            }
+            View::WorkingStretched => {
+                if self.stretched.is_none() {
+                    self.stretched = Some(binarize::stretch(self.working()));
+                }
+                self.stretched.as_ref()
             }
             View::Doubled => {
                 let full = self.full;

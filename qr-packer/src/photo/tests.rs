@@ -184,3 +184,21 @@ fn bytes_that_are_no_image_are_a_bad_image() {
     assert!(matches!(read_label_image(b"not an image"), Err(PayloadError::BadImage(_))));
     assert!(matches!(read_label_image(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 1]), Err(PayloadError::BadImage(_))));
 }
+
+#[test]
+fn a_dim_grey_print_is_read_against_its_local_mean() {
+    // Printed grey on grey: 40 grey levels between dark and light modules
+    // with sensor noise, which ZXing's block threshold breaks up.
+    let text = payload();
+    let code = label(&text, 1);
+    let dim = GrayImage::from_fn(code.width(), code.height(), |x, y| Luma([if code.get_pixel(x, y).0[0] < 128 { 120 } else { 160 }]));
+    let mut photo = scene(900, 700);
+    place(&dim, &mut photo, turned(450.0, 350.0, f64::from(code.width()) * 3.5, 3.0));
+    for (i, p) in photo.pixels_mut().enumerate() {
+        let noise = ((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 61) as u8; // 0..7
+        p.0[0] = p.0[0].saturating_add(noise).saturating_sub(4);
+    }
+    let mut tried = Vec::new();
+    assert_eq!(read_label_luma_traced(&photo, &mut |name| tried.push(name)).unwrap(), text);
+    assert!(tried.last().unwrap().contains("local mean"), "{tried:?}");
+}

@@ -64,3 +64,17 @@ fn the_assistant_example_enrolls_the_device_example_from_a_label_file() -> anyho
     assert_eq!(state["sealed"], true);
     Ok(())
 }
+
+#[test]
+fn demo_help_explains_itself_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    for flag in ["--help", "-h"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_demo")).arg(flag).current_dir(dir.path()).output().unwrap();
+        assert!(out.status.success());
+        assert!(String::from_utf8_lossy(&out.stdout).contains("demo [OUT_DIR]"));
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_demo")).arg("--fast").current_dir(dir.path()).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("demo takes no flags"));
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no folder named after a flag");
+}

@@ -189,3 +189,12 @@ validated_at = 1000000000
 }
 
 both_backends!(binaries_end_to_end);
+
+#[test]
+fn both_binaries_say_their_version() {
+    for program in [CONTROL_SERVER, SP_SIM] {
+        let out = std::process::Command::new(program).arg("--version").output().expect("runs");
+        assert!(out.status.success(), "{program} --version");
+        assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")), "{program}");
+    }
+}

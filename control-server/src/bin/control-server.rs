@@ -13,7 +13,7 @@ use control_server::{ServerState, hash_credential, start, validate_gateway_id};
 use sp_bound_id::SpIdentity;
 
 #[derive(Parser)]
-#[command(about = "IoT enrollment control server: mapping table, SP validation, signed SP updates, push to gateways")]
+#[command(version, about = "IoT enrollment control server: mapping table, SP validation, signed SP updates, push to gateways")]
 struct Cli {
     /// sqlite://path (created if missing) or postgres://…
     #[arg(long, global = true, env = "CONTROL_SERVER_DATABASE", default_value = "sqlite://control-server.db")]

@@ -12,7 +12,7 @@ use control_server::MovePayloadExt;
 use control_server::sp_sim::{self, Behaviour};
 
 #[derive(Parser)]
-#[command(about = "Simulated SP: validates (confirm/redirect/reject/slow/down), records device reports, sends signed moves")]
+#[command(version, about = "Simulated SP: validates (confirm/redirect/reject/slow/down), records device reports, sends signed moves")]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -16,7 +16,15 @@ use end_to_end_tests::system::{DEVICES, SP_ONE, SP_TWO, System};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let out = std::env::args().nth(1).map(PathBuf::from).unwrap_or_else(|| PathBuf::from("out"));
+    let arg = std::env::args().nth(1);
+    if let Some(flag) = arg.as_deref().filter(|a| a.starts_with('-')) {
+        if flag == "-h" || flag == "--help" {
+            println!("demo [OUT_DIR]: the whole enrollment system on loopback, state and labels in OUT_DIR (default out)");
+            return Ok(());
+        }
+        anyhow::bail!("{flag}: demo takes no flags, only the output folder (demo [OUT_DIR]; demo --help)");
+    }
+    let out = arg.map(PathBuf::from).unwrap_or_else(|| PathBuf::from("out"));
     if out.join("state").exists() {
         std::fs::remove_dir_all(out.join("state")).context("clearing the previous run's state")?;
     }

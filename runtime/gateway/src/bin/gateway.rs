@@ -51,8 +51,8 @@ enum Command {
     },
     /// Enroll a device with a label, through a running gateway.
     Enroll {
-        /// The gateway's API, e.g. http://127.0.0.1:7000
-        #[arg(long)]
+        /// The gateway's API, e.g. http://127.0.0.1:7000 (`http://` is assumed when no scheme is given).
+        #[arg(long, value_parser = gateway_url)]
         gateway: String,
         /// The label: a PNG/JPEG photo, or a text file holding the payload.
         #[arg(long)]
@@ -66,7 +66,8 @@ enum Command {
     },
     /// List the devices a running gateway serves.
     Devices {
-        #[arg(long)]
+        /// The gateway's API, e.g. http://127.0.0.1:7000 (`http://` is assumed when no scheme is given).
+        #[arg(long, value_parser = gateway_url)]
         gateway: String,
         /// The gateway's API token (`api_token` of its configuration).
         #[arg(long, env = "GATEWAY_API_TOKEN", hide_env_values = true)]
@@ -74,9 +75,25 @@ enum Command {
     },
     /// Print the device table of a gateway store file as JSON.
     Show {
+        /// The gateway store file (`db` of its configuration); never created here.
         #[arg(long)]
         db: PathBuf,
     },
+}
+
+/// `--gateway`: a base URL; `HOST:PORT` alone means `http://HOST:PORT`.
+fn gateway_url(text: &str) -> Result<String, String> {
+    let text = text.trim_end_matches('/');
+    if text.is_empty() {
+        return Err("give the gateway's API address, e.g. http://127.0.0.1:7000".into());
+    }
+    if text.starts_with("http://") || text.starts_with("https://") {
+        Ok(text.to_owned())
+    } else if text.contains("://") {
+        Err(format!("{text}: the gateway's API is http:// or https://"))
+    } else {
+        Ok(format!("http://{text}"))
+    }
 }
 
 #[tokio::main]
@@ -104,6 +121,11 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Show { db } => {
+            // Opening would create an empty store: a mistyped path must not
+            // look like a gateway without devices.
+            if !db.is_file() {
+                bail!("{}: no gateway store there; give the `db` of the gateway's configuration", db.display());
+            }
             let store = GatewayStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
             println!("{}", serde_json::to_string_pretty(&store.devices().await?)?);
             Ok(())
@@ -159,4 +181,26 @@ async fn enroll(gateway: &str, label: &Path, device: SocketAddr, token: &str) ->
         bail!("enrollment failed ({status})");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gateway_address_without_a_scheme_is_http() {
+        assert_eq!(gateway_url("127.0.0.1:7000").unwrap(), "http://127.0.0.1:7000");
+        assert_eq!(gateway_url("https://gw.example/").unwrap(), "https://gw.example");
+        assert!(gateway_url("ftp://gw.example").unwrap_err().contains("http:// or https://"));
+    }
+
+    #[test]
+    fn every_flag_says_what_it_is_for() {
+        use clap::CommandFactory;
+        for command in Cli::command().get_subcommands() {
+            for arg in command.get_arguments() {
+                assert!(arg.get_help().is_some(), "gateway {} --{} has no help text", command.get_name(), arg.get_id());
+            }
+        }
+    }
 }

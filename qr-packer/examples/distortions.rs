@@ -343,6 +343,15 @@ fn make(shot: &Shot, text: &str, rng: &mut Rng) -> Result<Vec<u8>, Box<dyn Error
     Ok(out)
 }
 
+/// The reader before issue 14, for comparison: `rqrr` once on the grey
+/// image, the first code that decodes.
+fn before_this_reader(luma: &GrayImage) -> Option<String> {
+    let (w, h) = (luma.width() as usize, luma.height() as usize);
+    let pixels = luma.as_raw();
+    let mut prepared = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| pixels[y * w + x]);
+    prepared.detect_grids().iter().find_map(|grid| grid.decode().ok().map(|(_, text)| text))
+}
+
 fn median_ms(mut samples: Vec<f64>) -> f64 {
     samples.sort_by(f64::total_cmp);
     samples[samples.len() / 2]
@@ -361,7 +370,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut rng = Rng(seed);
     let shots = shots(&mut rng);
     let mut index = String::from("file\tkind\tdetail\ttext\n");
-    let mut ours = String::from("file\tread\tattempt\tms\tms per step\n");
+    let mut ours = String::from("file\tread\tattempt\tms\tms per step\tbefore\n");
     let mut files = Vec::new();
     for (i, shot) in shots.iter().enumerate() {
         let text = &texts[i % texts.len()];
@@ -391,7 +400,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         }
         let ok = result.as_deref() == Ok(text.as_str());
         read += usize::from(ok);
-        let _ = writeln!(ours, "{name}\t{}\t{}\t{ms:.1}\t{spent}", u8::from(ok), if ok { last } else { "-" });
+        let before = u8::from(before_this_reader(&luma).as_deref() == Some(text.as_str()));
+        let _ = writeln!(ours, "{name}\t{}\t{}\t{ms:.1}\t{spent}\t{before}", u8::from(ok), if ok { last } else { "-" });
     }
     std::fs::write(out.join("ours.tsv"), &ours)?;
     eprintln!("ours: {read} of {} read; images and index.tsv in {}", files.len(), out.display());

@@ -19,29 +19,30 @@ pub const MAX_JPEG_PIXELS: u64 = 128_000_000;
 
 /// The image's grey pixels.
 pub(super) fn luma(bytes: &[u8]) -> Result<GrayImage, PayloadError> {
-    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        match jpeg_luma(bytes) {
-            Ok(luma) => return Ok(luma),
-            Err(too_large @ PayloadError::BadImage(_)) => return Err(too_large),
-            Err(_) => {} // not for the luma path: `image` says why, or decodes it
-        }
+    // A JPEG the luma path cannot take goes to `image`, which decodes it or
+    // says why not.
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF])
+        && let Some(luma) = jpeg_luma(bytes)?
+    {
+        return Ok(luma);
     }
     let image = image::load_from_memory(bytes).map_err(|e| PayloadError::BadImage(e.to_string()))?;
     Ok(image.to_luma8())
 }
 
-/// A JPEG's luma channel. `Err(BadImage)` is final (too many pixels);
-/// any other error lets `image` try.
-fn jpeg_luma(bytes: &[u8]) -> Result<GrayImage, PayloadError> {
+/// A JPEG's luma channel; `None` when the luma decoder cannot give it (the
+/// caller lets `image` try); `Err` when the photo has too many pixels.
+fn jpeg_luma(bytes: &[u8]) -> Result<Option<GrayImage>, PayloadError> {
     let options = DecoderOptions::default()
         .set_strict_mode(false)
         .set_max_width(usize::from(u16::MAX))
         .set_max_height(usize::from(u16::MAX))
         .jpeg_set_out_colorspace(ColorSpace::Luma);
     let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), options);
-    let other = |e: &dyn std::fmt::Display| PayloadError::UnreadableQrCode(e.to_string());
-    decoder.decode_headers().map_err(|e| other(&e))?;
-    let (width, height) = decoder.dimensions().ok_or_else(|| other(&"no dimensions"))?;
+    if decoder.decode_headers().is_err() {
+        return Ok(None);
+    }
+    let Some((width, height)) = decoder.dimensions() else { return Ok(None) };
     let pixels = width as u64 * height as u64;
     if pixels > MAX_JPEG_PIXELS {
         return Err(PayloadError::BadImage(format!(
@@ -49,9 +50,9 @@ fn jpeg_luma(bytes: &[u8]) -> Result<GrayImage, PayloadError> {
         )));
     }
     if decoder.output_colorspace() != Some(ColorSpace::Luma) {
-        return Err(other(&"not decodable to luma"));
+        return Ok(None);
     }
-    let grey = decoder.decode().map_err(|e| other(&e))?;
-    let (width, height) = (u32::try_from(width).map_err(|e| other(&e))?, u32::try_from(height).map_err(|e| other(&e))?);
-    GrayImage::from_raw(width, height, grey).ok_or_else(|| other(&"short luma buffer"))
+    let Ok(grey) = decoder.decode() else { return Ok(None) };
+    let (Ok(width), Ok(height)) = (u32::try_from(width), u32::try_from(height)) else { return Ok(None) };
+    Ok(GrayImage::from_raw(width, height, grey))
 }

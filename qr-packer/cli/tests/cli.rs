@@ -435,6 +435,14 @@ fn pack_writes_printable_labels_that_read_back_and_refuses_unreadable_sizes() {
     assert_eq!(read_label_image(&rasterize(&base.with_extension("pdf"), 1)).unwrap(), text.trim_end());
     let svg = std::fs::read_to_string(base.with_extension("svg")).unwrap();
     assert!(svg.contains(r#"width="40.000mm""#) && svg.contains(">AC-DE-48-00-00-80<") && svg.contains(">key acme-1<"));
+    // The SVG, rendered at 300 dpi as a print pipeline would (librsvg), reads back too.
+    let svg_png = dir.path().join("svg.png");
+    let status = Command::new("rsvg-convert")
+        .args(["-d", "300", "-p", "300", "-o", s(&svg_png), s(&base.with_extension("svg"))])
+        .status()
+        .expect("rsvg-convert runs (Debian's librsvg2-bin; scripts/test installs it)");
+    assert!(status.success());
+    assert_eq!(read_label_image(&std::fs::read(&svg_png).unwrap()).unwrap(), text.trim_end());
     ok(&["verify", s(&base.with_extension("png")), "--trusted", &public]);
 
     // Too small to read: refused, naming the size that reads; small: warned.

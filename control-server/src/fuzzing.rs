@@ -1,6 +1,6 @@
 //! Entry points for the fuzz targets (`fuzz/`, cargo-fuzz): the SP's signed
 //! unsolicited hand-over (`POST /v1/sp/associations`) through the same
-//! [`crate::unsolicited::accept`] the route calls, against a real store (an
+//! `unsolicited::accept` the route calls, against a real store (an
 //! in-memory SQLite database) with two registered SPs and one device.
 //! Not part of the server's API: hidden from the docs, kept out of the way.
 #![doc(hidden)]

@@ -12,7 +12,7 @@
 //! | the pipeline both ways, stage by stage | [`payload`] |
 //! | prefix + base45 | [`text`] |
 //! | QR code: PNG, SVG, terminal; reading a photo | [`label`] |
-//! | labels for printing: physical size, caption, PNG / SVG / PDF, sheets | [`print`] |
+//! | labels for printing: physical size, caption, PNG / SVG / PDF, sheets | [`print`](mod@print) |
 //! | the same payload on an NFC tag: NDEF, Type 2 and Type 4 tag images | [`nfc`] |
 //! | every error, one variant per stage | [`error`] |
 //! | size report: every stage, naive size side by side | [`report`] |

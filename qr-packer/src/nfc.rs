@@ -264,7 +264,7 @@ fn type4_message(image: &[u8]) -> Option<&[u8]> {
 }
 
 /// Reading a tag through a contactless smart-card reader (PC/SC): the
-/// command sequences, over any [`Transmit`], so they are tested against
+/// command sequences, over any `Transmit`, so they are tested against
 /// simulated tags; the `pcsc` feature of `qr-packer-cli` connects them to a
 /// real reader.
 pub mod card {

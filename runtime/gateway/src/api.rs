@@ -6,6 +6,13 @@
 //! `POST /v1/rebind-pending`. Every route needs the gateway's API token
 //! (`Authorization: Bearer <api_token>`, [`crate::api_auth`]); without it the
 //! answer is `401 unauthenticated` and nothing is done.
+//!
+//! A failed enrollment answers `{"error": CODE, "message": …}` with what to do
+//! next in the message (`answer_for`): `422 bad_label` / `label_not_for_device`
+//! / `app_failed`, `409 device_sealed` (re-bind or reset) / `device_refused` /
+//! `sp_refused`, `502 device_unreachable` / `device_link_failed` /
+//! `sp_unreachable` / `control_server_failed` (the device is unchanged: try
+//! again), `504 commit_unknown` (read the device's state first).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -110,13 +117,12 @@ async fn api_enroll(State(gateway): State<Arc<Gateway>>, Json(request): Json<Enr
     match gateway.enroll(label, request.device).await {
         Ok(report) => Json(report).into_response(),
         Err(e) => {
-            let (status, code) = match &e {
-                GatewayError::Label(_) => (StatusCode::UNPROCESSABLE_ENTITY, "bad_label"),
-                GatewayError::DeviceUnreachable { .. } => (StatusCode::BAD_GATEWAY, "device_unreachable"),
-                GatewayError::Enroll(_) => (StatusCode::CONFLICT, "enrollment_failed"),
-                _ => (StatusCode::INTERNAL_SERVER_ERROR, "gateway_error"),
+            let (status, code, hint) = answer_for(&e);
+            let message = match hint {
+                Some(hint) => format!("{e}; {hint}"),
+                None => e.to_string(),
             };
-            error(status, code, e.to_string())
+            error(status, code, message)
         }
     }
 }
@@ -157,6 +163,46 @@ async fn api_rebind_pending(State(gateway): State<Arc<Gateway>>) -> Response {
             Json(done).into_response()
         }
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "gateway_error", e.to_string()),
+    }
+}
+
+/// The one mapping of an enrollment's failure to its HTTP status, its
+/// stable code, and what to do about it: a device or an SP that refused is
+/// a conflict the caller can act on, infrastructure that failed (the link,
+/// an SP out of reach) is a bad gateway, an app that failed is unprocessable.
+fn answer_for(e: &GatewayError) -> (StatusCode, &'static str, Option<&'static str>) {
+    use enrollment_assistant::{EnrollError as E, RelayError};
+    match e {
+        GatewayError::Label(_) => (StatusCode::UNPROCESSABLE_ENTITY, "bad_label", None),
+        GatewayError::DeviceUnreachable { .. } => {
+            (StatusCode::BAD_GATEWAY, "device_unreachable", Some("check the device's address and that it is listening"))
+        }
+        GatewayError::Enroll(enroll) => match enroll {
+            E::DeviceSealed => (
+                StatusCode::CONFLICT,
+                "device_sealed",
+                Some("a sealed device is enrolled again only by a re-bind from the assistant that enrolled it (POST /v1/rebind-pending for an SP change), or after a factory reset of the device"),
+            ),
+            E::Device(_) => (StatusCode::CONFLICT, "device_refused", None),
+            E::Label(_) => (StatusCode::UNPROCESSABLE_ENTITY, "label_not_for_device", Some("the label names another device or access technology")),
+            E::PhoneHalf { .. } | E::NotRelayed | E::RelayMismatch { .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "app_failed", None)
+            }
+            E::Relay(RelayError::Refused(_)) => (StatusCode::CONFLICT, "sp_refused", None),
+            E::Relay(RelayError::Unreachable(_)) => {
+                (StatusCode::BAD_GATEWAY, "sp_unreachable", Some("the device is unchanged; enroll it again once the SP answers"))
+            }
+            E::Link { .. } | E::Protocol(_) => {
+                (StatusCode::BAD_GATEWAY, "device_link_failed", Some("the device is unchanged; enroll it again"))
+            }
+            E::CommitUnknown(_) => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "commit_unknown",
+                Some("the device may have committed: read its state (device-agent show) before enrolling it again"),
+            ),
+        },
+        GatewayError::Control(_) => (StatusCode::BAD_GATEWAY, "control_server_failed", None),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "gateway_error", None),
     }
 }
 
@@ -247,6 +293,24 @@ mod tests {
         drop(held);
         let answer = authorized().get(format!("{base}/v1/devices")).send().await.unwrap();
         assert_eq!(answer.status(), 200);
+    }
+
+    #[test]
+    fn failures_of_infrastructure_are_not_conflicts() {
+        use enrollment_assistant::{EnrollError, RelayError};
+        use enrollment_host::link::LinkFailure;
+        let status = |e: EnrollError| {
+            let (status, code, _) = answer_for(&GatewayError::Enroll(e));
+            (status.as_u16(), code)
+        };
+        assert_eq!(status(EnrollError::DeviceSealed), (409, "device_sealed"));
+        let (_, _, hint) = answer_for(&GatewayError::Enroll(EnrollError::DeviceSealed));
+        assert!(hint.unwrap().contains("re-bind"));
+        assert_eq!(status(EnrollError::Link { during: "x", failure: LinkFailure::Closed }), (502, "device_link_failed"));
+        assert_eq!(status(EnrollError::Relay(RelayError::Unreachable("down".into()))), (502, "sp_unreachable"));
+        assert_eq!(status(EnrollError::Relay(RelayError::Refused("no".into()))), (409, "sp_refused"));
+        assert_eq!(status(EnrollError::CommitUnknown(LinkFailure::Closed)), (504, "commit_unknown"));
+        assert_eq!(status(EnrollError::NotRelayed), (422, "app_failed"));
     }
 
     #[tokio::test]

@@ -30,12 +30,18 @@ use sp_bound_id::{AccessTechnology, Eui, SpBoundId, SpIdentity};
 /// Why the SP identity of a device could not be resolved.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ResolveError {
-    #[error("no service provider is known for device {0}")]
-    Unknown(Eui),
-    #[error("the service provider refused device {0}")]
-    Rejected(Eui),
+    /// `reason`: what the control server said, if it said anything.
+    #[error("no service provider is known for device {device}{}", because(reason))]
+    Unknown { device: Eui, reason: Option<String> },
+    #[error("the service provider refused device {device}{}", because(reason))]
+    Rejected { device: Eui, reason: Option<String> },
     #[error("the control server could not be reached: {0}")]
     Unreachable(String),
+}
+
+/// ` (the control server: …)`, when the control server gave a reason.
+fn because(reason: &Option<String>) -> String {
+    reason.as_ref().map(|r| format!(" (the control server: {r})")).unwrap_or_default()
 }
 
 /// Why an enrolled device could not be relayed to its service provider.
@@ -108,7 +114,7 @@ impl AssistantServices for ConfiguredAssistant {
         let found = self.sp_by_device.get(&device).or(self.default_sp.as_ref()).cloned();
         let binding =
             found.map(|sp| SpBinding { sp: sp.to_string(), endpoint: self.endpoints.get(&sp).cloned(), public_key: None });
-        Box::pin(async move { binding.ok_or(ResolveError::Unknown(device)) })
+        Box::pin(async move { binding.ok_or(ResolveError::Unknown { device, reason: None }) })
     }
 
     fn relay(&self, device: RelayedDevice) -> BoxFuture<'_, Result<(), RelayError>> {

@@ -71,11 +71,7 @@ impl AssistantServices for GatewayServices {
 
     fn resolve_sp(&self, device: Eui, access: AccessTechnology) -> BoxFuture<'_, Result<SpBinding, ResolveError>> {
         Box::pin(async move {
-            let sp = self.control.resolve(device, access).await.map_err(|e| match e {
-                ControlError::UnknownDevice { device, .. } => ResolveError::Unknown(device),
-                ControlError::SpRefused { device, .. } => ResolveError::Rejected(device),
-                other => ResolveError::Unreachable(other.to_string()),
-            })?;
+            let sp = self.control.resolve(device, access).await.map_err(resolve_error)?;
             self.store
                 .record_resolved(device, access, sp.clone())
                 .await
@@ -116,5 +112,36 @@ impl AssistantServices for GatewayServices {
                 Err(RelayError::Refused(format!("{sp} answered {status}: {text}")))
             }
         })
+    }
+}
+
+/// What the phone half is told when the control server does not resolve a
+/// device: the control server's own reason is kept, so the operator reads
+/// why (no mapping, the SP said no) and not only that.
+fn resolve_error(e: ControlError) -> ResolveError {
+    match e {
+        ControlError::UnknownDevice { device, message } => ResolveError::Unknown { device, reason: Some(message) },
+        ControlError::SpRefused { device, code, message } => {
+            ResolveError::Rejected { device, reason: Some(format!("{code}: {message}")) }
+        }
+        other => ResolveError::Unreachable(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod resolve_error_tests {
+    use super::*;
+
+    #[test]
+    fn the_control_servers_reason_reaches_the_refusal() {
+        let device: Eui = "AC-DE-48-00-00-80".parse().unwrap();
+        let message = "device AC-DE-48-00-00-80 has no mapping: add one (mapping add)".to_string();
+        let unknown = resolve_error(ControlError::UnknownDevice { device, message });
+        assert_eq!(
+            unknown.to_string(),
+            "no service provider is known for device AC-DE-48-00-00-80 (the control server: device AC-DE-48-00-00-80 has no mapping: add one (mapping add))"
+        );
+        let refused = resolve_error(ControlError::SpRefused { device, code: "sp_rejected".into(), message: "not ours".into() });
+        assert!(refused.to_string().ends_with("(the control server: sp_rejected: not ours)"), "{refused}");
     }
 }

@@ -118,6 +118,10 @@ pub struct Gateway {
     stream_state: watch::Sender<StreamState>,
     /// Most pushed updates applied in one transaction.
     update_batch: usize,
+    /// Held while pending re-binds are worked off: the update follower and
+    /// the retry loop must not both re-bind the same device (each re-bind is
+    /// a write on the device, two would count two generations).
+    rebinding: tokio::sync::Mutex<()>,
 }
 
 /// Where the gateway is in the control server's update stream.
@@ -141,7 +145,17 @@ impl Gateway {
         timeouts: Timeouts,
     ) -> Self {
         let (stream_state, _) = watch::channel(StreamState::default());
-        Self { assistant, store, control, identity, trusted, timeouts, stream_state, update_batch: MAX_UPDATE_BATCH }
+        Self {
+            assistant,
+            store,
+            control,
+            identity,
+            trusted,
+            timeouts,
+            stream_state,
+            update_batch: MAX_UPDATE_BATCH,
+            rebinding: tokio::sync::Mutex::new(()),
+        }
     }
 
     /// Applies at most `n` pushed updates per transaction (default
@@ -210,7 +224,9 @@ impl Gateway {
 
     /// Tells every reachable enrolled device whose SP changed about it.
     /// Devices that cannot be reached stay pending and are retried later.
+    /// One caller at a time: a second waits, then finds the first's work done.
     pub async fn rebind_pending(&self) -> Result<Vec<Result<RebindReport, (Eui, GatewayError)>>, GatewayError> {
+        let _one_at_a_time = self.rebinding.lock().await;
         let mut results = Vec::new();
         for device in self.store.pending_rebinds().await? {
             let (Some(id), Some(addr)) = (device.identifier.clone(), device.link_addr.clone()) else { continue };

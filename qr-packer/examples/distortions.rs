@@ -23,6 +23,11 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use image::{GrayImage, Rgb, RgbImage};
+
+// The geometry the photo tests draw with, shared rather than copied.
+#[path = "../src/photo/homography.rs"]
+mod homography;
+use homography::{invert, square_to_quad};
 use qr_packer::{Dictionary, Ec, Halves, Label, ManufacturerKey, PreparedApp};
 
 /// A small fixed-seed generator (SplitMix64): the same images on every run
@@ -201,28 +206,6 @@ fn scene(rng: &mut Rng, (width, height): (u32, u32)) -> RgbImage {
     }
     img
 }
-
-fn square_to_quad(q: [(f64, f64); 4]) -> [[f64; 3]; 3] {
-    let [(x0, y0), (x1, y1), (x2, y2), (x3, y3)] = q;
-    let (dx1, dx2, dx3) = (x1 - x2, x3 - x2, x0 - x1 + x2 - x3);
-    let (dy1, dy2, dy3) = (y1 - y2, y3 - y2, y0 - y1 + y2 - y3);
-    let det = dx1 * dy2 - dx2 * dy1;
-    let g = (dx3 * dy2 - dx2 * dy3) / det;
-    let h = (dx1 * dy3 - dx3 * dy1) / det;
-    [[x1 - x0 + g * x1, x3 - x0 + h * x3, x0], [y1 - y0 + g * y1, y3 - y0 + h * y3, y0], [g, h, 1.0]]
-}
-
-fn invert(m: [[f64; 3]; 3]) -> [[f64; 3]; 3] {
-    let [[a, b, c], [d, e, f], [g, h, i]] = m;
-    let det = a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g);
-    [
-        [e * i - f * h, c * h - b * i, b * f - c * e],
-        [f * g - d * i, a * i - c * g, c * d - a * f],
-        [d * h - e * g, b * g - a * h, a * e - b * d],
-    ]
-    .map(|row| row.map(|v| v / det))
-}
-
 /// The label's corners in the scene: a square of `side` pixels at the
 /// centre, one edge shortened by `skew` (and foreshortened), turned.
 fn corners(center: (f64, f64), side: f64, skew: f64, degrees: f64) -> [(f64, f64); 4] {

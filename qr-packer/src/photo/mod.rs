@@ -46,3 +46,5 @@ pub fn read_label_luma_traced(image: &GrayImage, on_attempt: &mut dyn FnMut(&'st
 // The tests draw labels with the renderer.
 #[cfg(all(test, feature = "render"))]
 mod tests;
+#[cfg(all(test, feature = "render"))]
+mod homography;

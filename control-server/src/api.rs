@@ -137,7 +137,8 @@ async fn updates_stream(
             match reader.next_batch(STREAM_BATCH).await {
                 Ok(events) if events.is_empty() => {
                     tokio::select! {
-                        _ = reader.wait(STREAM_KEEP_ALIVE) => {}
+                        // No timer: an idle stream costs no query (axum's keep-alive writes the comments).
+                        _ = reader.wait_for_wake() => {}
                         _ = tx.closed() => return,
                     }
                 }

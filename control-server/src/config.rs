@@ -17,6 +17,7 @@
 //! mode = "associated"              # "associated": to gateways recorded against the device; "none"
 //! unseen_devices = "none"          # devices the table did not have: "none" or "all_gateways"
 //! max_events = 2000000             # outbox events one change may write
+//! safety_poll_ms = 30000           # outbox readers' safety sweep (one query for all); wake-ups are instant
 //!
 //! [limits]                         # what a peer can make the server hold (see `limits`)
 //! max_connections = 4096           # open HTTP connections (kept below the fd limit)
@@ -152,11 +153,14 @@ pub struct PushPolicy {
     pub mode: PushMode,
     pub unseen_devices: UnseenDevices,
     pub max_events: usize,
+    /// How often one query checks every streaming gateway for events no
+    /// wake-up announced (`crate::replicas`).
+    pub safety_poll_ms: u64,
 }
 
 impl Default for PushPolicy {
     fn default() -> Self {
-        Self { mode: PushMode::Associated, unseen_devices: UnseenDevices::None, max_events: 2_000_000 }
+        Self { mode: PushMode::Associated, unseen_devices: UnseenDevices::None, max_events: 2_000_000, safety_poll_ms: 30_000 }
     }
 }
 

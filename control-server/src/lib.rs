@@ -22,6 +22,8 @@
 //! * `resolve`: the resolve decision (table or SP, full identifier mode);
 //! * `unsolicited`: COSE_Sign1 SP messages: building ([`MovePayloadExt`]), verifying, replay;
 //! * `outbox`: per-gateway push (wake-ups, reading the outbox in order);
+//! * `replicas`: changes committed by other replicas (PostgreSQL
+//!   `LISTEN/NOTIFY`) and the outbox safety sweep;
 //! * `api`, `error`, `openapi`: the HTTP surface;
 //! * `server`: serving the routes on a listener ([`start`]), with the
 //!   connection cap and header-read timeout;
@@ -49,6 +51,7 @@ mod server;
 mod sp_client;
 mod state;
 mod unsolicited;
+mod replicas;
 
 pub use gateway_auth::{hash_credential, validate_gateway_id};
 pub use openapi::ROUTES;

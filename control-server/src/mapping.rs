@@ -7,8 +7,9 @@
 //! about a device for the first time. Every committed change invalidates the
 //! devices it touched; a generation counter keeps a reader that loaded a row
 //! before such an invalidation from caching the old row. Entries also expire
-//! after a TTL (`policy.mapping_cache_ttl_ms`), so changes committed by
-//! another replica are seen.
+//! after a TTL (`policy.mapping_cache_ttl_ms`); on PostgreSQL, changes
+//! committed by another replica invalidate at once through `LISTEN/NOTIFY`
+//! ([`crate::replicas`]), and the TTL only bounds a missed notice.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -90,6 +91,14 @@ impl MappingTable {
 }
 
 impl MappingTable {
+    /// Forgets every cached row (another replica changed rows we were not
+    /// told about one by one).
+    pub fn invalidate_all(&self) {
+        let mut rows = self.inner.rows.write().unwrap_or_else(|p| p.into_inner());
+        self.inner.generation.fetch_add(1, Ordering::AcqRel);
+        rows.clear();
+    }
+
     /// Applies a change set (one transaction), then forgets the cached rows
     /// it touched and wakes the outbox readers of every affected gateway.
     pub async fn apply_changes<F>(

@@ -10,8 +10,10 @@
 //!
 //! The [`Notifier`] only wakes readers: after a commit the writer publishes
 //! each gateway's new last sequence; a reader that was waiting re-queries the
-//! store. Readers also re-query on a timer, so a change committed by another
-//! replica (PostgreSQL) reaches them too, a little later.
+//! store. A reader that nobody wakes does not query: changes committed by
+//! another replica wake it through PostgreSQL `LISTEN/NOTIFY`, and a slow
+//! sweep (one query for all readers, `push.safety_poll_ms`) covers what no
+//! notice reaches ([`crate::replicas`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -37,20 +39,47 @@ impl Notifier {
 
     /// Tells the readers of each gateway its new last sequence number.
     pub fn publish<'a>(&self, seqs: impl IntoIterator<Item = (&'a String, &'a i64)>) {
+        self.send(seqs, false);
+    }
+
+    /// Like [`Notifier::publish`], but wakes only readers that were told
+    /// less (the safety sweep: an unchanged gateway costs nobody a query).
+    pub fn publish_if_newer<'a>(&self, seqs: impl IntoIterator<Item = (&'a String, &'a i64)>) {
+        self.send(seqs, true);
+    }
+
+    fn send<'a>(&self, seqs: impl IntoIterator<Item = (&'a String, &'a i64)>, only_newer: bool) {
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         for (gateway, &seq) in seqs {
             if let Some(tx) = channels.get(gateway) {
-                tx.send_replace(seq);
+                tx.send_if_modified(|told| {
+                    let wake = !only_newer || seq > *told;
+                    *told = (*told).max(seq);
+                    wake
+                });
                 if tx.receiver_count() == 0 {
                     channels.remove(gateway);
                 }
             }
         }
     }
-}
 
-/// How often a reader re-queries the store when nothing woke it.
-pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+    /// Wakes every reader (notices may have been missed).
+    pub fn wake_all(&self) {
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        channels.retain(|_, tx| tx.receiver_count() > 0);
+        for tx in channels.values() {
+            tx.send_modify(|_| {});
+        }
+    }
+
+    /// The gateways that have readers now.
+    pub fn subscribed(&self) -> Vec<String> {
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        channels.retain(|_, tx| tx.receiver_count() > 0);
+        channels.keys().cloned().collect()
+    }
+}
 
 /// Reads one gateway's outbox in order, waiting for new events.
 pub struct OutboxReader {
@@ -86,10 +115,17 @@ impl OutboxReader {
         Ok(events)
     }
 
-    /// Waits until new events may be there (a wake-up, or the poll interval,
-    /// whichever is first, capped by `max`).
+    /// Waits until new events may be there (a wake-up), at most `max`.
     pub async fn wait(&mut self, max: Duration) {
-        let _ = tokio::time::timeout(max.min(POLL_INTERVAL), self.wake.changed()).await;
+        let _ = tokio::time::timeout(max, self.wake.changed()).await;
+    }
+
+    /// Waits until new events may be there, however long that takes.
+    pub async fn wait_for_wake(&mut self) {
+        if self.wake.changed().await.is_err() {
+            // The notifier is gone (the server is stopping): never busy-loop.
+            std::future::pending::<()>().await;
+        }
     }
 }
 
@@ -107,5 +143,25 @@ mod tests {
         assert!(a.has_changed().unwrap());
         assert_eq!(*a.borrow_and_update(), 7);
         assert!(!b.has_changed().unwrap());
+    }
+
+    #[tokio::test]
+    async fn the_sweep_wakes_only_readers_that_are_behind() {
+        let notifier = Notifier::default();
+        let mut a = notifier.subscribe("gw-a");
+        let seqs: HashMap<String, i64> = [("gw-a".to_owned(), 7)].into();
+        notifier.publish_if_newer(&seqs);
+        assert!(a.has_changed().unwrap(), "behind: woken");
+        a.borrow_and_update();
+        notifier.publish_if_newer(&seqs);
+        assert!(!a.has_changed().unwrap(), "told already: no query for nothing");
+        notifier.publish(&seqs);
+        assert!(a.has_changed().unwrap(), "a commit always wakes");
+        a.borrow_and_update();
+        notifier.wake_all();
+        assert!(a.has_changed().unwrap());
+        assert_eq!(notifier.subscribed(), vec!["gw-a".to_owned()]);
+        drop(a);
+        assert!(notifier.subscribed().is_empty());
     }
 }

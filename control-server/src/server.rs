@@ -22,6 +22,8 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     pub state: ServerState,
     task: tokio::task::JoinHandle<()>,
+    /// The change-notice listener (PostgreSQL) and the outbox safety sweep.
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningServer {
@@ -29,6 +31,10 @@ impl RunningServer {
     pub async fn stop(self) {
         self.task.abort();
         let _ = self.task.await;
+        for task in self.background {
+            task.abort();
+            let _ = task.await;
+        }
     }
 }
 
@@ -48,5 +54,13 @@ pub async fn start(state: ServerState, listen: SocketAddr) -> Result<RunningServ
     }
     let bounds = ServeLimits { max_connections, header_read_timeout: limits.header_read_timeout() };
     let task = tokio::spawn(serve(listener, router, bounds, std::future::pending()));
-    Ok(RunningServer { addr, state, task })
+    let mut background = vec![crate::replicas::spawn_sweeper(
+        state.store.clone(),
+        state.notifier.clone(),
+        std::time::Duration::from_millis(state.config.push.safety_poll_ms),
+    )];
+    if let crate::store::Store::Postgres(pool) = &state.store {
+        background.push(crate::replicas::spawn_listener(pool.clone(), state.notifier.clone(), state.mapping.clone()));
+    }
+    Ok(RunningServer { addr, state, task, background })
 }

@@ -7,7 +7,7 @@
 //! executions in one transaction rather than 100,000 round trips.
 
 macro_rules! backend {
-    ($modname:ident, $db:ty, $pool:ty, begin = $begin:literal, serialize = $serialize:literal, bulk = $bulk:ident) => {
+    ($modname:ident, $db:ty, $pool:ty, begin = $begin:literal, serialize = $serialize:literal, notify = $notify:literal, bulk = $bulk:ident) => {
         pub mod $modname {
             use std::collections::{BTreeMap, HashMap};
 
@@ -408,6 +408,14 @@ macro_rules! backend {
                 }
                 bulk::insert_outbox(&mut *tx, &rows, set.at).await?;
                 mark("outbox");
+                if !$notify.is_empty() {
+                    // Delivered to every replica's listener on commit, never
+                    // before, never for a rolled-back change (`crate::replicas`).
+                    for notice in crate::replicas::notices(&gateway_seqs, &set.devices) {
+                        sqlx::query($notify).bind(crate::replicas::CHANNEL).bind(notice).execute(&mut *tx).await?;
+                    }
+                    mark("notify");
+                }
                 tx.commit().await?;
                 mark("commit");
                 tracing::debug!(devices = set.devices.len(), events, ?phases, "change set applied");
@@ -433,7 +441,25 @@ macro_rules! backend {
                     .collect()
             }
 
+            /// The last sequence number of each of `gateways` (one query).
+            pub async fn last_seqs(pool: &Pool, gateways: &[String]) -> Result<Vec<(String, i64)>, StoreError> {
+                let mut out = Vec::with_capacity(gateways.len());
+                for chunk in gateways.chunks(ROWS_PER_STATEMENT * 2) {
+                    let mut qb = QueryBuilder::<Db>::new("SELECT id, last_seq FROM gateways WHERE id IN (");
+                    let mut ids = qb.separated(", ");
+                    for g in chunk {
+                        ids.push_bind(g.as_str());
+                    }
+                    qb.push(")");
+                    for row in qb.build().fetch_all(pool).await? {
+                        out.push((row.try_get(0)?, row.try_get(1)?));
+                    }
+                }
+                Ok(out)
+            }
+
             pub async fn ack(pool: &Pool, gateway_id: &str, seq: i64, prune_before: i64) -> Result<(), AckError> {
+                let now_ms = crate::clock::now_ms();
                 let mut tx = pool.begin_with($begin).await.map_err(StoreError::from)?;
                 let last: Option<i64> = sqlx::query("SELECT last_seq FROM gateways WHERE id = $1")
                     .bind(gateway_id)
@@ -447,21 +473,43 @@ macro_rules! backend {
                 if seq > last {
                     return Err(AckError::BeyondLast { seq, last });
                 }
-                sqlx::query("UPDATE outbox SET acked = $1 WHERE gateway_id = $2 AND seq <= $3 AND acked = $4")
-                    .bind(true)
+                // The acknowledged position only moves forward (an old ack
+                // arriving late changes nothing). One row: O(log n).
+                let row = sqlx::query(
+                    "INSERT INTO outbox_acks (gateway_id, acked_seq, pruned_at) VALUES ($1, $2, 0) \
+                     ON CONFLICT (gateway_id) DO UPDATE SET acked_seq = CASE \
+                       WHEN excluded.acked_seq > outbox_acks.acked_seq THEN excluded.acked_seq \
+                       ELSE outbox_acks.acked_seq END \
+                     RETURNING acked_seq, pruned_at",
+                )
+                .bind(gateway_id)
+                .bind(seq)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(StoreError::from)?;
+                let acked: i64 = row.try_get(0).map_err(StoreError::from)?;
+                let pruned_at: i64 = row.try_get(1).map_err(StoreError::from)?;
+                if now_ms.saturating_sub(pruned_at) >= crate::store::PRUNE_INTERVAL_MS {
+                    // Bounded: the first PRUNE_CHUNK acknowledged entries by
+                    // key order, of which the old enough ones go.
+                    sqlx::query(
+                        "DELETE FROM outbox WHERE gateway_id = $1 AND created_at < $3 AND seq IN \
+                         (SELECT seq FROM outbox WHERE gateway_id = $1 AND seq <= $2 ORDER BY seq LIMIT $4)",
+                    )
                     .bind(gateway_id)
-                    .bind(seq)
-                    .bind(false)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(StoreError::from)?;
-                sqlx::query("DELETE FROM outbox WHERE gateway_id = $1 AND acked = $2 AND created_at < $3")
-                    .bind(gateway_id)
-                    .bind(true)
+                    .bind(acked)
                     .bind(prune_before)
+                    .bind(crate::store::PRUNE_CHUNK)
                     .execute(&mut *tx)
                     .await
                     .map_err(StoreError::from)?;
+                    sqlx::query("UPDATE outbox_acks SET pruned_at = $2 WHERE gateway_id = $1")
+                        .bind(gateway_id)
+                        .bind(now_ms)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(StoreError::from)?;
+                }
                 tx.commit().await.map_err(StoreError::from)?;
                 Ok(())
             }
@@ -477,6 +525,7 @@ backend!(
     sqlx::SqlitePool,
     begin = "BEGIN IMMEDIATE",
     serialize = "",
+    notify = "",
     bulk = sqlite_bulk
 );
 
@@ -490,6 +539,7 @@ backend!(
     sqlx::PgPool,
     begin = "BEGIN",
     serialize = "SELECT pg_advisory_xact_lock(7243501)",
+    notify = "SELECT pg_notify($1, $2)",
     bulk = postgres_bulk
 );
 

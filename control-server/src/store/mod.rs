@@ -174,6 +174,14 @@ pub enum AckError {
     BeyondLast { seq: i64, last: i64 },
 }
 
+/// A gateway's acknowledged outbox entries are pruned at most this often
+/// (unix ms between prunes), so an acknowledgement usually costs one row.
+pub const PRUNE_INTERVAL_MS: i64 = 10_000;
+
+/// Most outbox entries one prune deletes: a prune costs a bounded amount
+/// (10,000 entries every 10 s is 86 million a day per gateway).
+pub const PRUNE_CHUNK: i64 = 10_000;
+
 /// Which SQL backend a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -205,17 +213,23 @@ macro_rules! on_backend {
 }
 
 fn migrator(dialect: Dialect) -> Migrator {
-    let sql: &'static str = match dialect {
-        Dialect::Sqlite => include_str!("../../migrations/sqlite/0001_init.sql"),
-        Dialect::Postgres => include_str!("../../migrations/postgres/0001_init.sql"),
+    let sqls: [(i64, &'static str, &'static str); 2] = match dialect {
+        Dialect::Sqlite => [
+            (1, "init", include_str!("../../migrations/sqlite/0001_init.sql")),
+            (2, "outbox_acks", include_str!("../../migrations/sqlite/0002_outbox_acks.sql")),
+        ],
+        Dialect::Postgres => [
+            (1, "init", include_str!("../../migrations/postgres/0001_init.sql")),
+            (2, "outbox_acks", include_str!("../../migrations/postgres/0002_outbox_acks.sql")),
+        ],
     };
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        Cow::Borrowed("init"),
-        MigrationType::Simple,
-        sql.into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(
+        sqls.into_iter()
+            .map(|(version, name, sql)| {
+                Migration::new(version, Cow::Borrowed(name), MigrationType::Simple, sql.into_sql_str(), false)
+            })
+            .collect(),
+    )
 }
 
 impl Store {
@@ -339,10 +353,17 @@ impl Store {
         on_backend!(self, pool, m => m::outbox_after(pool, gateway_id, after, limit).await)
     }
 
-    /// Marks every entry `≤ seq` acknowledged and prunes acknowledged entries
-    /// older than `prune_before`.
+    /// Records that the gateway acknowledged every entry `≤ seq` (its
+    /// acknowledged position: one row, O(log n) whatever the outbox holds)
+    /// and, at most once per [`PRUNE_INTERVAL_MS`] per gateway, deletes up to
+    /// [`PRUNE_CHUNK`] of its acknowledged entries older than `prune_before`.
     pub async fn ack(&self, gateway_id: &str, seq: i64, prune_before: i64) -> Result<(), AckError> {
         on_backend!(self, pool, m => m::ack(pool, gateway_id, seq, prune_before).await)
+    }
+
+    /// The last sequence number of each of `gateways` that exists.
+    pub async fn last_seqs(&self, gateways: &[String]) -> Result<Vec<(String, i64)>, StoreError> {
+        on_backend!(self, pool, m => m::last_seqs(pool, gateways).await)
     }
 
     /// Every non-revoked gateway id.

@@ -84,6 +84,8 @@ pub struct Harness {
     pub sps: HashMap<String, RunningSpSim>,
     pub http: reqwest::Client,
     pub base: String,
+    /// The database, for a second replica on it.
+    pub db_url: String,
     _dir: tempfile::TempDir,
 }
 
@@ -120,11 +122,12 @@ pub async fn harness(
         running.insert(spec.identity.to_owned(), sim);
     }
     configure(&mut config);
+    let db_url = url.clone();
     let store = Store::connect(&url).await.expect("connect store");
     let state = ServerState::new(store, config).await.expect("server state");
     let server = control_server::start(state, "127.0.0.1:0".parse().unwrap()).await.expect("start server");
     let base = format!("http://{}", server.addr);
-    Some(Harness { server, sps: running, http: control_server::http_client().expect("HTTP client"), base, _dir: dir })
+    Some(Harness { server, sps: running, http: control_server::http_client().expect("HTTP client"), base, db_url, _dir: dir })
 }
 
 /// A mapping entry for the config.

@@ -321,3 +321,44 @@ async fn wifi_meter_enrolls_from_an_nfc_tag() -> anyhow::Result<()> {
     assert!(fx.device.store().state(&eui(METER_ID))?.expect("provisioned").sealed);
     Ok(())
 }
+
+/// Asks the device `device` of `fx` for its status as the assistant with `identity`.
+async fn status_of(
+    fx: &Fixture,
+    device: &str,
+    identity: &ed25519_dalek::SigningKey,
+) -> Result<enrollment_assistant::status::CommittedStatus, enrollment_assistant::status::StatusError> {
+    let (a, b) = Link::memory_pair();
+    let timeout = std::time::Duration::from_secs(5);
+    let (status, _) = tokio::join!(enrollment_assistant::status::ask_status(a, identity, timeout), fx.device.serve(eui(device), b));
+    status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_tells_the_assistant_it_enrolled_with_what_it_committed_signed_with_its_own_key() -> anyhow::Result<()> {
+    let fx = Fixture::new()?;
+    let stranger = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+
+    // Before enrolling: nothing held, and anyone may know that.
+    let empty = status_of(&fx, METER_ID, &stranger).await?;
+    assert_eq!((empty.sealed, empty.enrolled.is_none(), empty.generation), (false, true, 0));
+
+    let (first, _) = enroll_in_process(&fx, &WIFI_METER, METER_ID, EnrollOptions::default()).await;
+    let first = first?;
+    let ours = fx.identity.verifying_key().to_bytes();
+    let status = status_of(&fx, METER_ID, &fx.identity).await?;
+    assert!(status.holds(&first.relayed.public_key, &ours), "{status:?}");
+    assert_eq!(status.generation, first.generation);
+    assert_eq!(status.enrolled.as_ref().map(|(id, _)| id.clone()), Some(first.relayed.sp_bound_id.clone()));
+    assert!(!status.holds(&[7; 32], &ours), "another key is not held");
+
+    // A sealed device tells only the assistant it enrolled with, and writes nothing.
+    let before = fx.device.store().state(&eui(METER_ID))?;
+    let refused = status_of(&fx, METER_ID, &stranger).await;
+    assert!(
+        matches!(&refused, Err(enrollment_assistant::status::StatusError::Device(f)) if f.code == FailureCode::BadStatusAuthorization),
+        "{refused:?}"
+    );
+    assert_eq!(fx.device.store().state(&eui(METER_ID))?, before);
+    Ok(())
+}

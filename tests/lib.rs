@@ -2,6 +2,7 @@
 //! known configuration, a device store in a temporary SQLite file, and real
 //! `device-agent` processes on loopback.
 
+pub mod link_proxy;
 pub mod system;
 
 use std::io::{BufRead, BufReader};

@@ -495,20 +495,37 @@ impl System {
     }
 
     async fn enroll_with_png(&self, device_id: &str, label: &Path) -> anyhow::Result<Value> {
-        use base64::Engine;
         let (_, agent, _) = self.agent(device_id)?;
-        let png = std::fs::read(label).with_context(|| format!("reading {}", label.display()))?;
-        let body = serde_json::json!({
-            "label_image_base64": base64::engine::general_purpose::STANDARD.encode(png),
-            "device": agent.addr,
-        });
-        let response = self.http.post(format!("{}/v1/enroll", self.gateway.url())).bearer_auth(GATEWAY_API_TOKEN).json(&body).send().await?;
-        let status = response.status();
-        let value: Value = response.json().await?;
-        if !status.is_success() {
+        let (status, value) = self.enroll_png_at(label, agent.addr).await?;
+        if !(200..300).contains(&status) {
             bail!("enrollment of {device_id} failed ({status}): {}", value["message"]);
         }
         Ok(value)
+    }
+
+    /// Asks the gateway to enroll the device whose link is at `device` from
+    /// the label photo of `device_id`'s app; the HTTP status and the answer,
+    /// whatever they are.
+    pub async fn enroll_label_at(&self, device_id: &str, device: SocketAddr) -> anyhow::Result<(u16, Value)> {
+        let (spec, _, _) = self.agent(device_id)?;
+        self.enroll_png_at(&self.paths.label(&format!("{}.png", spec.app)), device).await
+    }
+
+    async fn enroll_png_at(&self, label: &Path, device: SocketAddr) -> anyhow::Result<(u16, Value)> {
+        use base64::Engine;
+        let png = std::fs::read(label).with_context(|| format!("reading {}", label.display()))?;
+        let body = serde_json::json!({
+            "label_image_base64": base64::engine::general_purpose::STANDARD.encode(png),
+            "device": device,
+        });
+        let response = self.http.post(format!("{}/v1/enroll", self.gateway.url())).bearer_auth(GATEWAY_API_TOKEN).json(&body).send().await?;
+        let status = response.status().as_u16();
+        Ok((status, response.json().await?))
+    }
+
+    /// The gateway's enrollments in doubt (`GET /v1/in-doubt`).
+    pub async fn gateway_in_doubt(&self) -> anyhow::Result<Value> {
+        Ok(self.http.get(format!("{}/v1/in-doubt", self.gateway.url())).bearer_auth(GATEWAY_API_TOKEN).send().await?.json().await?)
     }
 
     /// The gateway's record of a device.

@@ -30,7 +30,7 @@ use axum::{Json, Router};
 use control_api::ErrorBody;
 use control_api::http_client::BodyError;
 use control_api::routes;
-use control_api::sp::{DeviceReport, MoveAck, MovePayload, ValidateRequest, Verdict};
+use control_api::sp::{DeviceReport, DeviceWithdrawal, MoveAck, MovePayload, ValidateRequest, Verdict, Withdrawn};
 use ed25519_dalek::SigningKey;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -90,6 +90,9 @@ pub struct VerdictUpdate {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SimStats {
     pub validate_calls: u64,
+    /// Withdrawals received (`POST /v1/devices/withdraw`).
+    #[serde(default)]
+    pub withdrawals: u64,
 }
 
 #[derive(Debug)]
@@ -99,6 +102,7 @@ struct Sim {
     per_device: HashMap<String, Behaviour>,
     reports: Vec<DeviceReport>,
     validate_calls: u64,
+    withdrawals: u64,
 }
 
 type Shared = Arc<Mutex<Sim>>;
@@ -168,6 +172,22 @@ async fn report_device(State(sim): State<Shared>, body: Bytes) -> Response {
     (StatusCode::CREATED, Json(report)).into_response()
 }
 
+/// Drops relayed reports of this identifier with this key (a gateway found
+/// that the device never committed them).
+async fn withdraw_device(State(sim): State<Shared>, body: Bytes) -> Response {
+    let withdrawal: DeviceWithdrawal = match serde_json::from_slice(&body) {
+        Ok(w) => w,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "malformed_request", e.to_string()),
+    };
+    let mut sim = lock(&sim);
+    let before = sim.reports.len();
+    let key = withdrawal.public_key.to_ascii_lowercase();
+    sim.reports.retain(|r| !(r.identifier == withdrawal.identifier && r.public_key.to_ascii_lowercase() == key));
+    let dropped = before - sim.reports.len();
+    sim.withdrawals += 1;
+    Json(Withdrawn { dropped }).into_response()
+}
+
 async fn list_devices(State(sim): State<Shared>) -> Json<Vec<DeviceReport>> {
     Json(lock(&sim).reports.clone())
 }
@@ -192,7 +212,8 @@ async fn set_verdict(State(sim): State<Shared>, body: Bytes) -> Response {
 }
 
 async fn stats(State(sim): State<Shared>) -> Json<SimStats> {
-    Json(SimStats { validate_calls: lock(&sim).validate_calls })
+    let sim = lock(&sim);
+    Json(SimStats { validate_calls: sim.validate_calls, withdrawals: sim.withdrawals })
 }
 
 /// A running simulated SP.
@@ -228,10 +249,12 @@ pub async fn start(
         per_device: per_device.into_iter().map(|(d, b)| (device_key(&d), b)).collect(),
         reports: Vec::new(),
         validate_calls: 0,
+        withdrawals: 0,
     }));
     let router = Router::new()
         .route(routes::SP_VALIDATE, post(validate))
         .route(routes::SP_DEVICES, post(report_device).get(list_devices))
+        .route(routes::SP_DEVICES_WITHDRAW, post(withdraw_device))
         .route("/admin/verdict", post(set_verdict))
         .route("/admin/stats", get(stats))
         .with_state(sim);

@@ -25,3 +25,6 @@ pub const HEALTHZ: &str = "/healthz";
 pub const SP_VALIDATE: &str = "/v1/validate";
 /// Served by an SP, called by a gateway: `POST` a [`crate::sp::DeviceReport`].
 pub const SP_DEVICES: &str = "/v1/devices";
+/// Served by an SP, called by a gateway: `POST` a [`crate::sp::DeviceWithdrawal`]
+/// (a relayed key that no device committed) → [`crate::sp::Withdrawn`].
+pub const SP_DEVICES_WITHDRAW: &str = "/v1/devices/withdraw";

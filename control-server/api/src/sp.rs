@@ -8,7 +8,11 @@
 //!   the control server answers with a [`MoveAck`]. Building, signing and
 //!   verifying the COSE message is the control server's (`control_server`).
 //! * After an enrollment the gateway reports the device to its SP
-//!   (`POST {sp}/v1/devices`: [`DeviceReport`]).
+//!   (`POST {sp}/v1/devices`: [`DeviceReport`]). A relay whose device then
+//!   did not commit (the gateway asked the device after a lost answer) is
+//!   withdrawn (`POST {sp}/v1/devices/withdraw`: [`DeviceWithdrawal`] →
+//!   [`Withdrawn`]); the SP drops the key only if it is still the one it
+//!   holds for that identifier, so a later enrollment's key stays.
 
 use serde::{Deserialize, Serialize};
 
@@ -82,6 +86,25 @@ pub struct DeviceReport {
     /// The id of the gateway that relayed the report.
     #[serde(default)]
     pub relayed_by: Option<String>,
+}
+
+/// A relayed identity and key that no device committed: drop them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceWithdrawal {
+    /// The complete SP-bound identifier, as relayed.
+    pub identifier: String,
+    /// The public key relayed with it, hex.
+    pub public_key: String,
+    #[serde(default)]
+    pub withdrawn_by: Option<String>,
+}
+
+/// The SP's answer to a [`DeviceWithdrawal`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Withdrawn {
+    /// Reports dropped (0: the SP did not hold this key for the identifier).
+    pub dropped: usize,
 }
 
 /// `Vec<u8>` as a serde byte string (CBOR major type 2) rather than a

@@ -16,12 +16,16 @@
 //! 4. relays the device's identity and public key to its SP only once the
 //!    device has shown it staged exactly those, then tells it to commit.
 //!
-//! [`rebind`] moves a device it enrolled to another SP without the label.
+//! [`rebind`] moves a device it enrolled to another SP without the label;
+//! [`status`] asks a device what it committed, for an embedder that keeps a
+//! [`journal`] of enrollments whose answer was lost.
 //! The gateway service built on this is the `enrollment-gateway` crate.
 
 pub mod capability;
+pub mod journal;
 pub mod label;
 pub mod rebind;
+pub mod status;
 mod runtime;
 
 pub use capability::{AssistantServices, ConfiguredAssistant, RelayError, RelayedDevice, ResolveError};

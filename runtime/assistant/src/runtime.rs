@@ -29,6 +29,7 @@ use sp_bound_id::{AccessTechnology, Eui, IdentifierError, SpBoundId};
 use wasmtime::component::Linker;
 
 use crate::capability::{AssistantServices, PhoneHost, RelayError, RelayedDevice};
+use crate::journal::Journal;
 use crate::label::{LabelError, ScannedApp};
 
 /// Where the time of one enrollment went, as the assistant saw it.
@@ -85,6 +86,18 @@ pub enum EnrollError {
     Relay(RelayError),
     #[error("the link failed after Commit was sent ({0}); the device may or may not be enrolled")]
     CommitUnknown(LinkFailure),
+    #[error("the device's answer to Commit was not Committed for what it staged ({0}); the device may or may not be enrolled")]
+    CommitUnclear(String),
+    #[error("the assistant could not record the enrollment before relaying it ({0}); nothing was relayed and the device is unchanged")]
+    Journal(String),
+}
+
+impl EnrollError {
+    /// Whether Commit was sent and no definite answer came back: only the
+    /// device knows whether it enrolled ([`crate::status::ask_status`]).
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(self, EnrollError::CommitUnknown(_) | EnrollError::CommitUnclear(_))
+    }
 }
 
 /// The assisting phone or gateway: runs phone halves and coordinates.
@@ -106,6 +119,8 @@ pub struct EnrollOptions {
     /// Record what the phone half does (items, messages, refusals,
     /// diagnostics) into this trace (`qr-packer simulate`, tests).
     pub trace: Option<Trace>,
+    /// Told durably before anything is relayed (see [`crate::journal`]).
+    pub journal: Option<Journal>,
 }
 
 impl AssistantRuntime {
@@ -256,6 +271,13 @@ impl AssistantRuntime {
             });
         }
 
+        if let Some(Journal(journal)) = &options.journal
+            && let Err(e) = journal.prepare(&relayed, is_rebind).await
+        {
+            abort(&mut link, FailureCode::RelayFailed, "the assistant could not record the enrollment").await;
+            return Err(EnrollError::Journal(e));
+        }
+
         let t = Instant::now();
         if let Err(e) = self.services.relay(relayed.clone()).await {
             abort(&mut link, FailureCode::RelayFailed, e.to_string()).await;
@@ -268,16 +290,17 @@ impl AssistantRuntime {
         let answer = match next_protocol_frame(&mut link, clock.phase(), "waiting for Committed").await {
             Ok(frame) => frame,
             Err(EnrollError::Link { failure, .. }) => return Err(EnrollError::CommitUnknown(failure)),
-            Err(e) => return Err(e),
+            Err(e) => return Err(EnrollError::CommitUnclear(e.to_string())),
         };
         timings.commit = t.elapsed();
         match answer {
             Frame::Committed { enrolled, generation } if enrolled == ready => {
                 Ok(EnrollmentReport { relayed, generation, rebind: is_rebind, timings })
             }
-            Frame::Committed { .. } => Err(EnrollError::Protocol("Committed names another identity".into())),
+            Frame::Committed { .. } => Err(EnrollError::CommitUnclear("Committed names another identity".into())),
+            // The device's store refused the write: the device is unchanged.
             Frame::Failed(f) => Err(EnrollError::Device(f)),
-            other => Err(unexpected("Committed", &other)),
+            other => Err(EnrollError::CommitUnclear(format!("expected Committed, got {}", frame_name(&other)))),
         }
     }
 

@@ -12,6 +12,8 @@ pub enum DeviceFailure {
     Sealed,
     #[error("the re-bind authorization does not verify")]
     BadRebindAuthorization,
+    #[error("the status request is not signed by the assistant this device enrolled with")]
+    BadStatusAuthorization,
     #[error("the device refuses the app: {0}")]
     Untrusted(String),
     #[error("the app is not for this device: {0}")]
@@ -38,6 +40,7 @@ impl DeviceFailure {
         match self {
             DeviceFailure::Sealed => FailureCode::Sealed,
             DeviceFailure::BadRebindAuthorization => FailureCode::BadRebindAuthorization,
+            DeviceFailure::BadStatusAuthorization => FailureCode::BadStatusAuthorization,
             DeviceFailure::Untrusted(_) => FailureCode::Untrusted,
             DeviceFailure::NotForThisDevice(_) | DeviceFailure::UnboundLabel => FailureCode::NotForThisDevice,
             DeviceFailure::Half(e) => e.code(),
@@ -52,7 +55,10 @@ impl DeviceFailure {
     /// This failure as the assistant receives it.
     pub fn to_wire(&self) -> WireFailure {
         match self {
-            DeviceFailure::Sealed | DeviceFailure::BadRebindAuthorization | DeviceFailure::Conflict => {
+            DeviceFailure::Sealed
+            | DeviceFailure::BadRebindAuthorization
+            | DeviceFailure::BadStatusAuthorization
+            | DeviceFailure::Conflict => {
                 WireFailure::code(self.code())
             }
             DeviceFailure::Half(e) => e.to_wire(),

@@ -24,6 +24,7 @@ pub mod capability;
 mod failure;
 mod rebind;
 mod runtime;
+mod status;
 pub mod store;
 
 pub use enrollment_host::frame::Enrolled;

@@ -10,7 +10,10 @@
 use std::sync::Arc;
 
 use enrollment_host::bindings::device::DeviceHalfPre;
-use enrollment_host::frame::{Enrolled, Frame, Hello, PROTOCOL_VERSION, RebindSp, Signature, frame_name, rebind_message, verify_signature};
+use enrollment_host::frame::{
+    Enrolled, Frame, Hello, PROTOCOL_VERSION, RebindSp, Signature, StatusRequest, frame_name, rebind_message,
+    verify_signature,
+};
 use enrollment_host::link::{Link, LinkFailure};
 use enrollment_host::sandbox::cache::ComponentCache;
 use enrollment_host::sandbox::{HalfKind, PreparedHalf, Sandbox, SetupError};
@@ -35,6 +38,9 @@ pub struct DeviceReport {
     pub rebind: bool,
     /// Only the SP part of the identifier changed (an SP re-bind).
     pub sp_only: bool,
+    /// Nothing changed: the assistant only asked what the device holds
+    /// (`enrolled` is empty if the device never enrolled).
+    pub status_only: bool,
 }
 
 /// The device side: runs device halves and owns the device's store.
@@ -128,6 +134,7 @@ impl DeviceRuntime {
         let start = match clock.phase().next_frame(link).await.map_err(protocol)? {
             Frame::Start(start) => start,
             Frame::RebindSp(request) => return self.rebind_sp(device, &state, &nonce, &request, link).await,
+            Frame::StatusRequest(request) => return self.status(device, &state, &nonce, &request, link).await,
             Frame::Abort(why) => return Err(DeviceFailure::Aborted(why)),
             other => return Err(DeviceFailure::Protocol(format!("expected Start, got {}", frame_name(&other)))),
         };
@@ -229,7 +236,7 @@ impl DeviceRuntime {
             .map_err(store_failure)?;
         tracing::info!(%device, id = %enrolled.sp_bound_id, generation = receipt.generation, "enrolled and sealed");
         let _ = link.tx.send(Frame::Committed { enrolled: enrolled.clone(), generation: receipt.generation }).await;
-        Ok(DeviceReport { enrolled, generation: receipt.generation, rebind, sp_only: false })
+        Ok(DeviceReport { enrolled, generation: receipt.generation, rebind, sp_only: false, status_only: false })
     }
 }
 
@@ -253,7 +260,35 @@ impl DeviceRuntime {
             generation: receipt.generation,
             rebind: true,
             sp_only: true,
+            status_only: false,
         })
+    }
+}
+
+impl DeviceRuntime {
+    /// Tells the assistant on record what this device committed (see
+    /// [`crate::status`]). Writes nothing.
+    async fn status(
+        &self,
+        device: Eui,
+        state: &DeviceState,
+        nonce: &[u8; 32],
+        request: &StatusRequest,
+        link: &mut Link,
+    ) -> Result<DeviceReport, DeviceFailure> {
+        let key = self.store.private_key(&device).map_err(store_failure)?;
+        let status = crate::status::answer(&device, state, key.as_ref(), nonce, request)?;
+        drop(key);
+        tracing::debug!(%device, generation = status.generation, "status asked");
+        let report = DeviceReport {
+            enrolled: status.enrolled.clone().unwrap_or(Enrolled { sp_bound_id: String::new(), public_key: [0; 32] }),
+            generation: status.generation,
+            rebind: false,
+            sp_only: false,
+            status_only: true,
+        };
+        let _ = link.tx.send_last_word(Frame::Status(status)).await;
+        Ok(report)
     }
 }
 

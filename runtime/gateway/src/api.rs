@@ -3,7 +3,9 @@
 //!
 //! `POST /v1/enroll` (`{"label_text"|"label_image_base64", "device": "HOST:PORT"}`),
 //! `GET /v1/devices`, `GET /v1/devices/{id}`, `GET /v1/stream`,
-//! `POST /v1/rebind-pending`. Every route needs the gateway's API token
+//! `POST /v1/rebind-pending`, `GET /v1/in-doubt` (enrollments whose answer
+//! was lost, `crate::in_doubt`), `POST /v1/in-doubt/settle` (ask those
+//! devices now). Every route needs the gateway's API token
 //! (`Authorization: Bearer <api_token>`, [`crate::api_auth`]); without it the
 //! answer is `401 unauthenticated` and nothing is done.
 //!
@@ -12,7 +14,8 @@
 //! / `app_failed`, `409 device_sealed` (re-bind or reset) / `device_refused` /
 //! `sp_refused`, `502 device_unreachable` / `device_link_failed` /
 //! `sp_unreachable` / `control_server_failed` (the device is unchanged: try
-//! again), `504 commit_unknown` (read the device's state first).
+//! again), `504 commit_unknown` (the gateway keeps asking the device; the
+//! same enrollment again reports the committed result).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -46,6 +49,8 @@ pub fn router(gateway: Arc<Gateway>, token: ApiToken, limits: ApiLimits) -> Rout
         .route("/v1/devices", get(api_devices))
         .route("/v1/devices/{id}", get(api_device))
         .route("/v1/rebind-pending", post(api_rebind_pending))
+        .route("/v1/in-doubt", get(api_in_doubt))
+        .route("/v1/in-doubt/settle", post(api_settle_in_doubt))
         .layer(middleware::from_fn_with_state(deadline, within_deadline));
     bounded
         .route("/v1/stream", get(api_stream))
@@ -166,6 +171,26 @@ async fn api_rebind_pending(State(gateway): State<Arc<Gateway>>) -> Response {
     }
 }
 
+async fn api_in_doubt(State(gateway): State<Arc<Gateway>>) -> Response {
+    match gateway.store().in_doubt().await {
+        Ok(notes) => Json(notes).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", e.to_string()),
+    }
+}
+
+async fn api_settle_in_doubt(State(gateway): State<Arc<Gateway>>) -> Response {
+    match gateway.settle_in_doubt().await {
+        Ok(settled) => {
+            let done: Vec<_> = settled
+                .into_iter()
+                .map(|(device, outcome)| serde_json::json!({"device": device.to_string(), "settled": outcome}))
+                .collect();
+            Json(done).into_response()
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "gateway_error", e.to_string()),
+    }
+}
+
 /// The one mapping of an enrollment's failure to its HTTP status, its
 /// stable code, and what to do about it: a device or an SP that refused is
 /// a conflict the caller can act on, infrastructure that failed (the link,
@@ -195,12 +220,25 @@ fn answer_for(e: &GatewayError) -> (StatusCode, &'static str, Option<&'static st
             E::Link { .. } | E::Protocol(_) => {
                 (StatusCode::BAD_GATEWAY, "device_link_failed", Some("the device is unchanged; enroll it again"))
             }
-            E::CommitUnknown(_) => (
+            E::CommitUnknown(_) | E::CommitUnclear(_) => (
                 StatusCode::GATEWAY_TIMEOUT,
                 "commit_unknown",
-                Some("the device may have committed: read its state (device-agent show) before enrolling it again"),
+                Some("the gateway asks the device what it committed every retry interval and at restart (GET /v1/in-doubt); enrolling it again with the same label reports the committed result"),
+            ),
+            E::Journal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "gateway_store_failed",
+                Some("the device is unchanged and nothing was relayed; check the gateway's store file and disk, then enroll again"),
             ),
         },
+        GatewayError::NotCommitted { .. } => {
+            (StatusCode::BAD_GATEWAY, "device_link_failed", Some("the device is unchanged and its SP dropped the key; enroll it again"))
+        }
+        GatewayError::InDoubt { .. } => (
+            StatusCode::GATEWAY_TIMEOUT,
+            "commit_unknown",
+            Some("the gateway asks the device what it committed every retry interval and at restart (GET /v1/in-doubt); enrolling it again with the same label reports the committed result"),
+        ),
         GatewayError::Control(_) => (StatusCode::BAD_GATEWAY, "control_server_failed", None),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "gateway_error", None),
     }

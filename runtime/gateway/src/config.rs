@@ -266,8 +266,11 @@ impl GatewayConfig {
         let sandbox =
             Arc::new(Sandbox::new(SandboxConfig { compiler: compiler.unwrap_or_default(), ..SandboxConfig::default() })?);
         let timeouts = Timeouts::default();
-        let assistant = AssistantRuntime::new(sandbox, Arc::new(services), identity.clone(), timeouts)?;
-        Ok(Gateway::new(assistant, store, control, identity, trusted, timeouts).with_update_batch(self.max_update_batch))
+        let services = Arc::new(services);
+        let assistant = AssistantRuntime::new(sandbox, services.clone(), identity.clone(), timeouts)?;
+        Ok(Gateway::new(assistant, store, control, identity, trusted, timeouts)
+            .with_update_batch(self.max_update_batch)
+            .with_services(services))
     }
 }
 

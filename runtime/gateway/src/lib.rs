@@ -24,6 +24,7 @@ pub mod api;
 pub mod api_auth;
 pub mod config;
 pub mod control;
+pub mod in_doubt;
 pub mod services;
 pub mod store;
 pub mod update_stream;
@@ -69,6 +70,10 @@ pub enum GatewayError {
     Store(#[from] GatewayStoreError),
     #[error(transparent)]
     Control(#[from] ControlError),
+    #[error("device {device} did not commit its enrollment ({cause}); its SP was told to drop the key")]
+    NotCommitted { device: Eui, cause: String },
+    #[error("device {device} may or may not have committed its enrollment ({cause}); the gateway keeps asking it (every retry interval and at restart) and settles the SP's record to match")]
+    InDoubt { device: Eui, cause: String },
 }
 
 /// What one enrollment through the gateway did, step by step.
@@ -79,6 +84,9 @@ pub struct GatewayEnrollment {
     pub generation: u64,
     pub app_id: String,
     pub signer: String,
+    /// The device had committed this enrollment before (an answer lost on
+    /// the link); this is that enrollment, as the device holds it.
+    pub resumed: bool,
     /// Microseconds per stage.
     pub timings: GatewayTimings,
 }
@@ -122,6 +130,10 @@ pub struct Gateway {
     /// the retry loop must not both re-bind the same device (each re-bind is
     /// a write on the device, two would count two generations).
     rebinding: tokio::sync::Mutex<()>,
+    /// Held while enrollments in doubt are settled (`in_doubt`).
+    settling: tokio::sync::Mutex<()>,
+    /// Tells SPs to drop keys that no device committed (`in_doubt`).
+    services: Option<Arc<services::GatewayServices>>,
 }
 
 /// Where the gateway is in the control server's update stream.
@@ -155,7 +167,18 @@ impl Gateway {
             stream_state,
             update_batch: MAX_UPDATE_BATCH,
             rebinding: tokio::sync::Mutex::new(()),
+            settling: tokio::sync::Mutex::new(()),
+            services: None,
         }
+    }
+
+    /// The services the assistant runs phone halves with, for what the
+    /// gateway does outside an enrollment: withdrawing from an SP a key that
+    /// no device committed ([`in_doubt`]). Without them such a key stays
+    /// noted and the note is never settled.
+    pub fn with_services(mut self, services: Arc<services::GatewayServices>) -> Self {
+        self.services = Some(services);
+        self
     }
 
     /// Applies at most `n` pushed updates per transaction (default
@@ -191,12 +214,19 @@ impl Gateway {
         let link = self.connect(&device.to_string()).await?;
         let connect = t.elapsed();
 
-        let report: EnrollmentReport = self.assistant.enroll(link, &app, EnrollOptions::default()).await?;
+        let journal = Arc::new(in_doubt::EnrollJournal::new(self.store.clone(), device.to_string()));
+        let options = EnrollOptions { journal: Some(in_doubt::journal(&journal)), ..EnrollOptions::default() };
+        let report: EnrollmentReport = match self.assistant.enroll(link, &app, options).await {
+            Ok(report) => report,
+            Err(e) => return self.after_failed_enrollment(e, journal.noted(), &app, device, started).await,
+        };
 
         let t = Instant::now();
+        // What the device committed; the store may record another SP if a
+        // pushed update moved the device meanwhile (then a re-bind follows).
         let id = report.relayed.sp_bound_id.clone();
         self.store
-            .record_enrolled(id.clone(), report.relayed.public_key, Some(device.to_string()), report.generation)
+            .record_enrolled(report.relayed.sp_bound_id.clone(), report.relayed.public_key, Some(device.to_string()), report.generation)
             .await?;
         let record = t.elapsed();
         let StageTimings { handshake, prepare, run, resolve, device: _, relay, commit } = report.timings;
@@ -207,6 +237,7 @@ impl Gateway {
             generation: report.generation,
             app_id: app.manifest().app_id.clone(),
             signer: app.signer().to_string(),
+            resumed: false,
             timings: GatewayTimings {
                 decode_verify_us: us(decode_verify),
                 connect_us: us(connect),
@@ -220,6 +251,88 @@ impl Gateway {
                 total_us: us(started.elapsed()),
             },
         })
+    }
+
+    /// An enrollment ended in `error`. If it may have committed, ask the
+    /// device now and report what it holds; if it surely did not but the SP
+    /// may have been told, take the key back; if the device is sealed and
+    /// this gateway has an enrollment of it on record (noted in doubt or
+    /// recorded), that enrollment is the answer.
+    async fn after_failed_enrollment(
+        &self,
+        error: EnrollError,
+        noted: Option<store::InDoubt>,
+        app: &ScannedApp,
+        device: SocketAddr,
+        started: Instant,
+    ) -> Result<GatewayEnrollment, GatewayError> {
+        let resumed = |identifier: String, public_key: [u8; 32], generation: u64| GatewayEnrollment {
+            identifier,
+            public_key: hex::encode(public_key),
+            generation,
+            app_id: app.manifest().app_id.clone(),
+            signer: app.signer().to_string(),
+            resumed: true,
+            timings: GatewayTimings { total_us: started.elapsed().as_micros() as u64, ..GatewayTimings::default() },
+        };
+        if matches!(error, EnrollError::DeviceSealed) {
+            if let Some(done) = self.enrolled_before(device).await? {
+                let (identifier, key, generation) = done;
+                return Ok(resumed(identifier, key, generation));
+            }
+            return Err(error.into());
+        }
+        let Some(note) = noted else { return Err(error.into()) };
+        if !error.outcome_unknown() {
+            // Commit was never sent (or the device's store refused it): the
+            // device is unchanged, so only the SP may need to forget the key.
+            if let in_doubt::Settled::StillInDoubt { reason } = self.roll_back(&note).await? {
+                tracing::warn!(device = %note.device_id, %reason, "a relayed key could not be withdrawn yet; retried later");
+            }
+            return Err(error.into());
+        }
+        match self.settle(&note).await? {
+            in_doubt::Settled::Committed { identifier, generation } => {
+                tracing::info!(device = %note.device_id, %identifier, "the answer to Commit was lost; the device had committed");
+                Ok(resumed(identifier, note.public_key, generation))
+            }
+            in_doubt::Settled::RolledBack { .. } => {
+                Err(GatewayError::NotCommitted { device: note.device_id, cause: error.to_string() })
+            }
+            in_doubt::Settled::StillInDoubt { reason } => {
+                Err(GatewayError::InDoubt { device: note.device_id, cause: format!("{error}; asking the device: {reason}") })
+            }
+        }
+    }
+
+    /// For a sealed device at `addr`: the enrollment this gateway has of it
+    /// (a note in doubt, or a recorded enrollment), if the device confirms
+    /// it holds that key. Returns identifier, key and generation.
+    async fn enrolled_before(&self, addr: SocketAddr) -> Result<Option<(String, [u8; 32], u64)>, GatewayError> {
+        let addr = addr.to_string();
+        if let Some(note) = self.store.in_doubt().await?.into_iter().find(|n| n.link_addr == addr) {
+            return Ok(match self.settle(&note).await? {
+                in_doubt::Settled::Committed { identifier, generation } => Some((identifier, note.public_key, generation)),
+                _ => None,
+            });
+        }
+        let recorded = self.store.devices().await?.into_iter().find(|d| {
+            d.state == store::DeviceStatus::Enrolled && d.link_addr.as_deref() == Some(addr.as_str())
+        });
+        let Some(recorded) = recorded else { return Ok(None) };
+        let mut key = [0u8; 32];
+        if recorded.public_key.as_deref().map(|k| hex::decode_to_slice(k, &mut key)).is_none_or(|r| r.is_err()) {
+            return Ok(None);
+        }
+        let link = self.connect(&addr).await?;
+        let ours = self.identity.verifying_key().to_bytes();
+        match enrollment_assistant::status::ask_status(link, &self.identity, self.timeouts.protocol).await {
+            Ok(status) if status.holds(&key, &ours) => {
+                let identifier = recorded.identifier.map(|i| i.to_string()).unwrap_or_default();
+                Ok(Some((identifier, key, status.generation)))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// Tells every reachable enrolled device whose SP changed about it.
@@ -257,13 +370,16 @@ impl Gateway {
         Ok(report)
     }
 
-    /// Every `every`, tells enrolled devices whose SP changed while they were
-    /// out of reach.
+    /// Every `every`, settles enrollments in doubt ([`in_doubt`]) and tells
+    /// enrolled devices whose SP changed while they were out of reach.
     pub async fn retry_rebinds(self: Arc<Self>, mut stop: watch::Receiver<bool>, every: Duration) {
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
                 _ = stop.changed() => return,
+            }
+            if let Err(e) = self.settle_in_doubt().await {
+                tracing::warn!(error = %e, "settling enrollments in doubt failed");
             }
             match self.rebind_pending().await {
                 Ok(results) => {

@@ -17,7 +17,7 @@ use futures::future::BoxFuture;
 use super::control::{ControlError, ControlServer};
 use super::store::GatewayStore;
 use enrollment_assistant::NetworkCredentials;
-use sp_bound_id::{AccessTechnology, Eui, SpIdentity};
+use sp_bound_id::{AccessTechnology, Eui, SpBoundId, SpIdentity};
 use enrollment_assistant::{AssistantServices, RelayError, RelayedDevice, ResolveError, SpBinding};
 
 /// Most bytes of an SP's answer to a relay that are read (only its status
@@ -53,6 +53,41 @@ impl GatewayServices {
             gateway_id,
             relay_timeout: Duration::from_secs(5),
         }
+    }
+}
+
+impl GatewayServices {
+    /// Tells the SP of `identifier` to drop `public_key`: it was relayed,
+    /// and the device did not commit it. An SP that does not hold it
+    /// (the relay never arrived) answers that nothing was dropped: done too.
+    pub async fn withdraw(&self, identifier: &SpBoundId, public_key: &[u8; 32]) -> Result<usize, RelayError> {
+        let sp = identifier.sp();
+        let Some(endpoint) = self.sp_endpoints.get(sp) else {
+            return Err(RelayError::Unreachable(format!("no endpoint configured for service provider {sp}")));
+        };
+        let body = control_api::sp::DeviceWithdrawal {
+            identifier: identifier.to_string(),
+            public_key: hex::encode(public_key),
+            withdrawn_by: Some(self.gateway_id.clone()),
+        };
+        let response = self
+            .http
+            .post(format!("{}{}", endpoint.trim_end_matches('/'), control_api::routes::SP_DEVICES_WITHDRAW))
+            .timeout(self.relay_timeout)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| RelayError::Unreachable(format!("{sp} at {endpoint}: {e}")))?;
+        let status = response.status();
+        let bytes = control_api::http_client::read_body(response, SP_ANSWER_MAX)
+            .await
+            .map_err(|e| RelayError::Unreachable(format!("{sp} at {endpoint}: {e}")))?;
+        if !status.is_success() {
+            return Err(RelayError::Refused(format!("{sp} answered {status}: {}", String::from_utf8_lossy(&bytes))));
+        }
+        let answer: control_api::sp::Withdrawn = serde_json::from_slice(&bytes)
+            .map_err(|e| RelayError::Refused(format!("{sp} answered a withdrawal with something else: {e}")))?;
+        Ok(answer.dropped)
     }
 }
 

@@ -33,6 +33,9 @@ use serde::{Deserialize, Serialize};
 
 use sp_bound_id::{AccessTechnology, Eui, SpBoundId, SpIdentity};
 
+mod in_doubt;
+pub use in_doubt::InDoubt;
+
 /// Why the gateway store failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum GatewayStoreError {
@@ -167,6 +170,7 @@ impl GatewayStore {
         conn.pragma_update(None, "synchronous", "FULL").during("setting synchronous=FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).during("setting the busy timeout")?;
         conn.execute_batch(SCHEMA).during("creating the schema")?;
+        conn.execute_batch(in_doubt::SCHEMA).during("creating the in-doubt table")?;
         Ok(Self { conn: Arc::new(Mutex::new(conn)), path: path.to_owned(), applied_log_kept: APPLIED_LOG_KEPT })
     }
 
@@ -218,34 +222,22 @@ impl GatewayStore {
         .await
     }
 
-    /// Records a completed enrollment: identifier, key, where the device is.
+    /// Records a completed enrollment: identifier, key, where the device is;
+    /// its in-doubt note goes in the same transaction. Returns the identifier
+    /// recorded: the committed one, or, if a pushed update moved the device
+    /// meanwhile, that SP's (and the device is marked for re-bind).
     pub async fn record_enrolled(
         &self,
         id: SpBoundId,
         public_key: [u8; 32],
         link_addr: Option<String>,
         generation: u64,
-    ) -> Result<(), GatewayStoreError> {
+    ) -> Result<SpBoundId, GatewayStoreError> {
         self.with(move |conn| {
-            conn.execute(
-                "INSERT INTO devices (device_id, access, sp, identifier, state, link_addr, public_key,
-                                      rebind_pending, device_generation, updated_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, 'enrolled', ?5, ?6, 0, ?7, ?8)
-                 ON CONFLICT (device_id) DO UPDATE SET access = ?2, sp = ?3, identifier = ?4, state = 'enrolled',
-                     link_addr = ?5, public_key = ?6, rebind_pending = 0, device_generation = ?7, updated_at_ms = ?8",
-                params![
-                    id.device().to_string(),
-                    id.access().as_str(),
-                    id.sp().as_str(),
-                    id.to_string(),
-                    link_addr,
-                    hex::encode(public_key),
-                    generation as i64,
-                    now_ms()
-                ],
-            )
-            .during("recording an enrollment")?;
-            Ok(())
+            let tx = conn.transaction().during("starting a transaction")?;
+            let id = in_doubt::write_committed(&tx, &id, public_key, link_addr, generation)?;
+            tx.commit().during("committing an enrollment")?;
+            Ok(id)
         })
         .await
     }

@@ -33,6 +33,8 @@ pub enum FailureCode {
     Protocol,
     /// The device stopped because the assistant aborted.
     Aborted,
+    /// A status request was not signed by the assistant the device enrolled with.
+    BadStatusAuthorization,
     // A half (either side) could not be loaded or did not finish.
     HalfCoreModule,
     HalfInvalidComponent,
@@ -82,6 +84,7 @@ impl FailureCode {
             Store => 7,
             Protocol => 8,
             Aborted => 9,
+            BadStatusAuthorization => 10,
             HalfCoreModule => 20,
             HalfInvalidComponent => 21,
             HalfForeignImport => 22,
@@ -126,6 +129,7 @@ impl FailureCode {
             Store,
             Protocol,
             Aborted,
+            BadStatusAuthorization,
             HalfCoreModule,
             HalfInvalidComponent,
             HalfForeignImport,
@@ -164,6 +168,7 @@ impl FailureCode {
             Store => "the device could not store the enrollment",
             Protocol => "link protocol error",
             Aborted => "the enrollment was aborted by the assistant",
+            BadStatusAuthorization => "the status request is not from the assistant the device enrolled with",
             HalfCoreModule => "the half is a core module, not a component",
             HalfInvalidComponent => "the half is not a valid component",
             HalfForeignImport => "the half imports what its world does not offer",

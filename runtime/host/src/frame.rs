@@ -12,7 +12,10 @@
 //! ```
 //!
 //! Or, for an enrolled device, `RebindSp` instead of `Start`, answered by
-//! `Rebound`. Failures either way carry a [`WireFailure`] (stable codes).
+//! `Rebound`; or `StatusRequest`, answered by `Status`: what the device
+//! committed, signed by the device's own key (how an assistant whose link
+//! broke after `Commit` learns the outcome). Failures either way carry a
+//! [`WireFailure`] (stable codes).
 
 use ed25519_dalek::{Signature as EdSignature, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
@@ -21,8 +24,9 @@ use crate::failure::WireFailure;
 use crate::handover::HandoverItem;
 
 /// Version of the link protocol; a peer that speaks another is refused.
-/// Version 2 carries hand-over items (WIT `iot-enroll:enrollment@0.2.0`).
-pub const PROTOCOL_VERSION: u16 = 2;
+/// Version 2 carries hand-over items (WIT `iot-enroll:enrollment@0.2.0`);
+/// version 3 adds [`Frame::StatusRequest`] / [`Frame::Status`].
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Everything that crosses the link.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +61,61 @@ pub enum Frame {
     RebindSp(RebindSp),
     /// Device → assistant: the re-bind is durable.
     Rebound { sp_bound_id: String, generation: u64 },
+    /// Assistant → device, instead of [`Frame::Start`]: what did you commit?
+    StatusRequest(StatusRequest),
+    /// Device → assistant: what the device holds now.
+    Status(DeviceStatus),
+}
+
+/// An assistant asks what the device committed. A sealed device answers
+/// only the assistant it enrolled with (its key is on record), signed over
+/// this connection's nonce ([`status_request_message`]); an unsealed one
+/// answers anyone (it holds nothing).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusRequest {
+    pub assistant_key: [u8; 32],
+    /// Signature over [`status_request_message`].
+    pub signature: Signature,
+    /// Fresh random bytes the device's answer must sign.
+    pub challenge: [u8; 32],
+}
+
+/// What a device holds, as it answers a [`StatusRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceStatus {
+    /// The committed identity; `None` if the device never committed one.
+    pub enrolled: Option<Enrolled>,
+    /// The store's generation (0 when provisioned).
+    pub generation: u64,
+    /// The assistant the device enrolled with.
+    pub enrolled_by: Option<[u8; 32]>,
+    /// With `enrolled`: the device's signature, by the key in `enrolled`,
+    /// over [`status_proof_message`]: the device holds that key now.
+    pub proof: Option<Signature>,
+}
+
+/// The bytes an assistant signs to ask a sealed device for its status.
+pub fn status_request_message(device_id: &[u8], nonce: &[u8; 32], challenge: &[u8; 32]) -> Vec<u8> {
+    let mut m = b"iot-enroll/status/v1\0".to_vec();
+    m.extend_from_slice(&(device_id.len() as u16).to_be_bytes());
+    m.extend_from_slice(device_id);
+    m.extend_from_slice(nonce);
+    m.extend_from_slice(challenge);
+    m
+}
+
+/// The bytes a device signs with its own key to prove what it committed:
+/// bound to the assistant's challenge, the generation and the identity.
+pub fn status_proof_message(device_id: &[u8], challenge: &[u8; 32], generation: u64, enrolled: &Enrolled) -> Vec<u8> {
+    let mut m = b"iot-enroll/status-proof/v1\0".to_vec();
+    m.extend_from_slice(&(device_id.len() as u16).to_be_bytes());
+    m.extend_from_slice(device_id);
+    m.extend_from_slice(challenge);
+    m.extend_from_slice(&generation.to_be_bytes());
+    m.extend_from_slice(&(enrolled.sp_bound_id.len() as u16).to_be_bytes());
+    m.extend_from_slice(enrolled.sp_bound_id.as_bytes());
+    m.extend_from_slice(&enrolled.public_key);
+    m
 }
 
 /// An authenticated request to change an enrolled device's service provider.
@@ -155,6 +214,8 @@ pub fn frame_name(frame: &Frame) -> String {
         Frame::Failed(f) => format!("Failed({f})"),
         Frame::RebindSp(_) => "RebindSp".into(),
         Frame::Rebound { .. } => "Rebound".into(),
+        Frame::StatusRequest(_) => "StatusRequest".into(),
+        Frame::Status(_) => "Status".into(),
     }
 }
 

@@ -176,6 +176,10 @@ async fn serve_device(
         tracing::info!(%peer, %device_id, "assistant connected");
         let result = device.serve(device_id, Link::tcp(stream)).await;
         match &result {
+            Ok(report) if report.status_only => {
+                println!("status asked: {} (generation {})", report.enrolled.sp_bound_id, report.generation);
+                continue;
+            }
             Ok(report) if report.sp_only => {
                 println!("re-bound {} (generation {})", report.enrolled.sp_bound_id, report.generation)
             }

@@ -140,6 +140,16 @@ async fn serve(config_path: &Path, listen: Option<SocketAddr>, compiler: Option<
     let gateway = Arc::new(config.build(&base, compiler)?);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let follower = tokio::spawn(gateway.clone().follow_updates(stopped.clone()));
+    // Enrollments whose answer was lost before this start are settled at
+    // once (and then every retry interval by `retry_rebinds`).
+    let settler = gateway.clone();
+    tokio::spawn(async move {
+        match settler.settle_in_doubt().await {
+            Ok(settled) if !settled.is_empty() => tracing::info!(count = settled.len(), "enrollments in doubt asked at start"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "settling enrollments in doubt at start failed"),
+        }
+    });
     // Devices that were out of reach when their SP changed are retried.
     let retry =
         tokio::spawn(gateway.clone().retry_rebinds(stopped, Duration::from_millis(config.rebind_retry_ms)));

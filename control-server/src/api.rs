@@ -47,7 +47,10 @@ pub fn router(state: ServerState) -> Router {
         .route(routes::HEALTHZ, get(|| async { "ok" }))
         .layer(deadline(timeout));
     let long_poll = Router::new().route(routes::UPDATES_POLL, get(updates_poll)).layer(deadline(timeout + LONG_POLL_MAX_WAIT));
-    timed.merge(long_poll).with_state(state)
+    // Administration (`/v1/admin`, `/console`); the presence layer sees which gateways are connected.
+    let admin = crate::admin::http::AdminState::new(&state);
+    let presence = middleware::from_fn_with_state(admin.presence.clone(), crate::admin::presence::track);
+    timed.merge(long_poll).with_state(state).merge(crate::admin::http::router(admin)).layer(presence)
 }
 
 /// Answers `408 request_timeout` when the handler (reading the body
@@ -228,7 +231,9 @@ async fn sp_associations(State(state): State<ServerState>, headers: HeaderMap, b
         )),
         other => other,
     })?;
-    Ok(Json(crate::unsolicited::accept(&state, &body).await?))
+    let result = crate::unsolicited::accept(&state, &body).await;
+    crate::admin::journal::record(&state, &body, &result).await;
+    Ok(Json(result?))
 }
 
 async fn openapi() -> Json<serde_json::Value> {

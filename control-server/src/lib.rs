@@ -28,11 +28,15 @@
 //! * `server`: serving the routes on a listener ([`start`]), with the
 //!   connection cap and header-read timeout;
 //! * [`limits`] (public): every limit on what a peer can make the server hold;
-//! * [`sp_sim`] (public): a configurable SP network for tests and the demo.
+//! * [`sp_sim`] (public): a configurable SP network for tests and the demo;
+//! * [`admin`] (public): administration of the mapping table, SPs and
+//!   gateways for the CLI, the admin API (`/v1/admin`) and `console` (the
+//!   web console, `/console`).
 //!
 //! Imports go one way: `server` → `api` → `resolve` / `unsolicited` →
 //! `state` → `mapping` / `gateway_auth` / `sp_client` / `outbox` → `store`.
 
+pub mod admin;
 pub mod config;
 pub mod fuzzing;
 pub mod limits;
@@ -41,17 +45,18 @@ pub mod store;
 
 mod api;
 mod clock;
+mod console;
 mod error;
 mod gateway_auth;
 mod mapping;
 mod openapi;
 mod outbox;
+mod replicas;
 mod resolve;
 mod server;
 mod sp_client;
 mod state;
 mod unsolicited;
-mod replicas;
 
 pub use gateway_auth::{hash_credential, validate_gateway_id};
 pub use openapi::ROUTES;

@@ -5,6 +5,7 @@
 use control_api::routes;
 use serde_json::{Value, json};
 
+use crate::admin::http::WithAdminRoutes;
 use crate::error::ApiError;
 
 fn error_response(description: &str) -> Value {
@@ -150,6 +151,7 @@ pub fn document() -> Value {
         }
     })
     .with_gateway_errors(gateway_errors, resolve_errors)
+    .with_admin_routes()
 }
 
 trait WithErrors {

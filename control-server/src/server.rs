@@ -53,7 +53,13 @@ pub async fn start(state: ServerState, listen: SocketAddr) -> Result<RunningServ
         );
     }
     let bounds = ServeLimits { max_connections, header_read_timeout: limits.header_read_timeout() };
-    let task = tokio::spawn(serve(listener, router, bounds, std::future::pending()));
+    crate::admin::http::announce(&state).await;
+    // Follows changes made by the CLI or other replicas; stops with the server.
+    let follower = crate::admin::follow::start(state.store.clone(), state.mapping.clone()).await;
+    let task = tokio::spawn(async move {
+        let _follower = follower;
+        serve(listener, router, bounds, std::future::pending()).await
+    });
     let mut background = vec![crate::replicas::spawn_sweeper(
         state.store.clone(),
         state.notifier.clone(),

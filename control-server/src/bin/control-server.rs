@@ -1,4 +1,8 @@
-//! `control-server`: serve the API, or manage gateways and SPs in the database.
+//! `control-server`: serve the API, or manage gateways, SPs, the mapping
+//! table and the admin token in the database (a running server's too).
+
+#[path = "control-server/admin_cli.rs"]
+mod admin_cli;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -42,6 +46,22 @@ enum Command {
         #[command(subcommand)]
         command: SpCommand,
     },
+    /// The mapping table: add, import (CSV), list, show, history, remove. Works on a running
+    /// server's database; the server notices within about a second.
+    Mapping {
+        #[command(subcommand)]
+        command: admin_cli::MappingCommand,
+    },
+    /// Set the admin token of the admin API (/v1/admin) and the console (/console): a new
+    /// one is made and printed once; only its salted hash is stored. Without one both are off.
+    AdminToken {
+        /// Read the token from stdin instead of making one (at least 32 characters).
+        #[arg(long, conflicts_with = "remove")]
+        stdin: bool,
+        /// Remove the admin token: the admin API and console turn off.
+        #[arg(long)]
+        remove: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -60,6 +80,17 @@ enum GatewayCommand {
     Revoke {
         #[arg(long)]
         id: String,
+    },
+    /// List gateways: state, devices, outbox position and lag.
+    List {
+        #[command(flatten)]
+        out: admin_cli::Output,
+    },
+    /// Show one gateway.
+    Show {
+        id: String,
+        #[command(flatten)]
+        out: admin_cli::Output,
     },
 }
 
@@ -84,6 +115,17 @@ enum SpCommand {
         #[arg(long)]
         may_claim: bool,
     },
+    /// List the registered SPs with the devices each holds.
+    List {
+        #[command(flatten)]
+        out: admin_cli::Output,
+    },
+    /// Show one SP.
+    Show {
+        identity: String,
+        #[command(flatten)]
+        out: admin_cli::Output,
+    },
 }
 
 fn parse_geo(text: &str) -> anyhow::Result<Geo> {
@@ -105,6 +147,9 @@ async fn main() -> anyhow::Result<()> {
         .init();
     control_server::install_crypto_provider();
     let cli = Cli::parse();
+    if reads_existing_database(&cli.command) {
+        require_existing_sqlite(&cli.database)?;
+    }
     let store = Store::connect(&cli.database).await.with_context(|| format!("opening database {}", cli.database))?;
     match cli.command {
         Command::Serve { listen, config } => {
@@ -157,9 +202,38 @@ async fn main() -> anyhow::Result<()> {
                 .await?;
             println!("sp {identity} registered");
         }
+        Command::Sp { command: SpCommand::List { out } } => admin_cli::sp_list(store.clone(), &out).await?,
+        Command::Sp { command: SpCommand::Show { identity, out } } => admin_cli::sp_show(store.clone(), &identity, &out).await?,
+        Command::Gateway { command: GatewayCommand::List { out } } => admin_cli::gateway_list(store.clone(), &out).await?,
+        Command::Gateway { command: GatewayCommand::Show { id, out } } => admin_cli::gateway_show(store.clone(), &id, &out).await?,
+        Command::Mapping { command } => admin_cli::mapping(store.clone(), command).await?,
+        Command::AdminToken { stdin, remove } => admin_cli::admin_token(store.clone(), stdin, remove).await?,
     }
     store.close().await;
     Ok(())
+}
+
+/// Commands that only make sense on an existing database: on a mistyped
+/// SQLite path they must not create an empty one and report nothing.
+fn reads_existing_database(command: &Command) -> bool {
+    use admin_cli::MappingCommand as M;
+    matches!(
+        command,
+        Command::Gateway { command: GatewayCommand::List { .. } | GatewayCommand::Show { .. } | GatewayCommand::Revoke { .. } }
+            | Command::Sp { command: SpCommand::List { .. } | SpCommand::Show { .. } }
+            | Command::Mapping { command: M::List { .. } | M::Show { .. } | M::History { .. } | M::Remove { .. } }
+    )
+}
+
+fn require_existing_sqlite(url: &str) -> anyhow::Result<()> {
+    let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else { return Ok(()) };
+    let path = rest.split('?').next().unwrap_or(rest);
+    if path.is_empty() || path == ":memory:" || std::path::Path::new(path).exists() {
+        return Ok(());
+    }
+    bail!(
+        "no database at {path}: pass the server's with --database sqlite://PATH (or set CONTROL_SERVER_DATABASE); `control-server serve` creates it"
+    )
 }
 
 async fn shutdown_signal() {

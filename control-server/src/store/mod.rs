@@ -10,7 +10,10 @@
 //! updates the mapping, writes history, and appends outbox rows with dense
 //! per-gateway sequence numbers (see [`Store::apply_changes`]).
 
+mod admin;
 mod dialect;
+
+pub use admin::{AdminLogRow, ChangesAfter, GatewayStatus, HandoverEntry, MappingFilter};
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -213,14 +216,16 @@ macro_rules! on_backend {
 }
 
 fn migrator(dialect: Dialect) -> Migrator {
-    let sqls: [(i64, &'static str, &'static str); 2] = match dialect {
+    let sqls: [(i64, &'static str, &'static str); 3] = match dialect {
         Dialect::Sqlite => [
             (1, "init", include_str!("../../migrations/sqlite/0001_init.sql")),
             (2, "outbox_acks", include_str!("../../migrations/sqlite/0002_outbox_acks.sql")),
+            (3, "admin", include_str!("../../migrations/sqlite/0003_admin.sql")),
         ],
         Dialect::Postgres => [
             (1, "init", include_str!("../../migrations/postgres/0001_init.sql")),
             (2, "outbox_acks", include_str!("../../migrations/postgres/0002_outbox_acks.sql")),
+            (3, "admin", include_str!("../../migrations/postgres/0003_admin.sql")),
         ],
     };
     Migrator::with_migrations(

@@ -327,6 +327,12 @@ impl System {
     /// Starts one device-agent process simulating every device of the fleet
     /// (each on its own port); returns the fleet's devices and addresses.
     pub fn spawn_fleet_agent(&mut self) -> anyhow::Result<(Service, Vec<(String, SocketAddr)>)> {
+        self.spawn_fleet_agent_at("127.0.0.1:0")
+    }
+
+    /// [`System::spawn_fleet_agent`] on consecutive ports from `listen`'s
+    /// (the same ones again after a restart), or free ones for port 0.
+    pub fn spawn_fleet_agent_at(&self, listen: &str) -> anyhow::Result<(Service, Vec<(String, SocketAddr)>)> {
         let first = self.fleet.first().context("no fleet")?.clone();
         let db = self.paths.state("fleet.sqlite");
         let agent = Service::spawn(
@@ -344,6 +350,8 @@ impl System {
                 &self.paths.state("manufacturer.pub").display().to_string(),
                 "--fleet",
                 &self.fleet.len().to_string(),
+                "--listen",
+                listen,
             ]),
             Some(&self.paths.log("fleet")),
         )?;
@@ -521,6 +529,42 @@ impl System {
         let response = self.http.post(format!("{}/v1/enroll", self.gateway.url())).bearer_auth(GATEWAY_API_TOKEN).json(&body).send().await?;
         let status = response.status().as_u16();
         Ok((status, response.json().await?))
+    }
+
+    /// What the fleet agent's store holds for `device_id` (read by another process).
+    pub fn fleet_device_state(&self, device_id: &str) -> anyhow::Result<Value> {
+        let db = self.paths.state("fleet.sqlite");
+        let out = run("device-agent", &args(&["show", "--db", &db.display().to_string(), "--device-id", device_id]))?;
+        Ok(serde_json::from_str(&out)?)
+    }
+
+    /// Packs one bound label per fleet device (payload text only):
+    /// `labels/fleet/DEVICE.txt`.
+    pub fn pack_fleet_labels(&self, app: &str) -> anyhow::Result<PathBuf> {
+        let csv = self.paths.state("fleet.csv");
+        let mut rows = String::from("device_id\n");
+        for id in &self.fleet {
+            rows.push_str(id);
+            rows.push('\n');
+        }
+        std::fs::write(&csv, rows)?;
+        let out = self.paths.root.join("labels").join("fleet");
+        run(
+            "qr-packer",
+            &args(&[
+                "batch",
+                "--app",
+                app,
+                "--csv",
+                &csv.display().to_string(),
+                "--key",
+                &self.paths.state("manufacturer.key").display().to_string(),
+                "--out-dir",
+                &out.display().to_string(),
+                "--no-images",
+            ]),
+        )?;
+        Ok(out)
     }
 
     /// The gateway's enrollments in doubt (`GET /v1/in-doubt`).

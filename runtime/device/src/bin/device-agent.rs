@@ -51,7 +51,8 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: SocketAddr,
         /// Simulate this many devices with consecutive ids from `--device-id`,
-        /// each on its own port (printed as `device ID at ADDR`), in one store.
+        /// each on its own port (printed as `device ID at ADDR`; consecutive
+        /// from --listen's port unless that is 0), in one store.
         #[arg(long, default_value_t = 1)]
         fleet: usize,
         /// Exit after the first session, with status 0 only if it enrolled the device.
@@ -137,7 +138,13 @@ async fn main() -> anyhow::Result<()> {
             let device = Arc::new(device);
             let mut listeners = Vec::new();
             for id in &ids {
-                let addr = if listeners.is_empty() { listen } else { SocketAddr::new(listen.ip(), 0) };
+                // Consecutive ports from a given one (stable across restarts,
+                // as a real device's address is); any free ones from port 0.
+                let port = match listen.port() {
+                    0 => 0,
+                    first => first.checked_add(listeners.len() as u16).context("the fleet's ports run past 65535")?,
+                };
+                let addr = SocketAddr::new(listen.ip(), port);
                 let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
                 listeners.push((*id, listener));
             }

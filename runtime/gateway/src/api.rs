@@ -5,7 +5,8 @@
 //! `GET /v1/devices`, `GET /v1/devices/{id}`, `GET /v1/stream`,
 //! `POST /v1/rebind-pending`, `GET /v1/in-doubt` (enrollments whose answer
 //! was lost, `crate::in_doubt`), `POST /v1/in-doubt/settle` (ask those
-//! devices now). Every route needs the gateway's API token
+//! devices now), and `GET /healthz` (no token: liveness, stream up,
+//! enrollments in doubt). Every other route needs the gateway's API token
 //! (`Authorization: Bearer <api_token>`, [`crate::api_auth`]); without it the
 //! answer is `401 unauthenticated` and nothing is done.
 //!
@@ -56,7 +57,22 @@ pub fn router(gateway: Arc<Gateway>, token: ApiToken, limits: ApiLimits) -> Rout
         .route("/v1/stream", get(api_stream))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(middleware::from_fn_with_state(token, require_token))
+        // Liveness for supervisors and load balancers: no token, says
+        // nothing about devices.
+        .route(control_api::routes::HEALTHZ, get(api_healthz))
         .with_state(gateway)
+}
+
+/// `GET /healthz`: `200` with whether the update stream is up and how many
+/// enrollments are in doubt; `503` if the gateway's store cannot be read.
+async fn api_healthz(State(gateway): State<Arc<Gateway>>) -> Response {
+    let connected = gateway.stream_state().borrow().connected;
+    match gateway.store().in_doubt().await {
+        Ok(notes) => {
+            Json(serde_json::json!({"status": "ok", "stream_connected": connected, "in_doubt": notes.len()})).into_response()
+        }
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, "store", e.to_string()),
+    }
 }
 
 /// Serves the API on `listener` with `limits` until `shutdown` completes:
@@ -392,6 +408,8 @@ mod tests {
                 anonymous.get(format!("{base}/v1/devices/AC-DE-48-00-00-80")),
                 anonymous.get(format!("{base}/v1/stream")),
                 anonymous.post(format!("{base}/v1/rebind-pending")),
+                anonymous.get(format!("{base}/v1/in-doubt")),
+                anonymous.post(format!("{base}/v1/in-doubt/settle")),
                 anonymous.post(format!("{base}/v1/enroll")).json(&label),
             ];
             for request in requests {
@@ -408,6 +426,12 @@ mod tests {
         }
         let answer = authorized().get(format!("{base}/v1/devices")).send().await.unwrap();
         assert_eq!(answer.status(), 200);
+
+        // Liveness alone needs no token and tells nothing about devices.
+        let health = anonymous.get(format!("{base}/healthz")).send().await.unwrap();
+        assert_eq!(health.status(), 200);
+        let health: serde_json::Value = health.json().await.unwrap();
+        assert_eq!(health, serde_json::json!({"status": "ok", "stream_connected": false, "in_doubt": 0}));
     }
 
     #[tokio::test]

@@ -201,7 +201,27 @@ impl Gateway {
     /// `label`: verify and split the label, connect, run both halves (the
     /// phone half resolves the SP through the control server), relay, commit
     /// on the device, record the identifier here.
+    ///
+    /// Logs one INFO line with the outcome (identifier and stage timings, or
+    /// the error).
     pub async fn enroll(&self, label: Label, device: SocketAddr) -> Result<GatewayEnrollment, GatewayError> {
+        let outcome = self.enroll_once(label, device).await;
+        match &outcome {
+            Ok(e) => {
+                let t = &e.timings;
+                let ms = |us: u64| us / 1000;
+                tracing::info!(
+                    %device, identifier = %e.identifier, generation = e.generation, app = %e.app_id, resumed = e.resumed,
+                    total_ms = ms(t.total_us), resolve_ms = ms(t.control_server_us), relay_ms = ms(t.relay_us),
+                    commit_ms = ms(t.commit_us), "enrolled"
+                );
+            }
+            Err(error) => tracing::info!(%device, %error, "enrollment failed"),
+        }
+        outcome
+    }
+
+    async fn enroll_once(&self, label: Label, device: SocketAddr) -> Result<GatewayEnrollment, GatewayError> {
         let started = Instant::now();
         let t = Instant::now();
         let app = match label {

@@ -27,6 +27,7 @@ pub mod failure;
 pub mod frame;
 pub mod handover;
 pub mod link;
+pub mod logging;
 pub mod manifest;
 pub mod sandbox;
 pub mod session;

@@ -82,7 +82,10 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(tracing_subscriber::EnvFilter::new(enrollment_host::logging::directives(
+            std::env::var("RUST_LOG").ok().as_deref(),
+            "warn,enrollment_device=info,device_agent=info",
+        )))
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {

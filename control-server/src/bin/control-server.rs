@@ -30,6 +30,7 @@ struct Cli {
 enum Command {
     /// Serve the HTTP API. Prints `listening on ADDR` as the first line of stdout.
     Serve {
+        /// Address to listen on; port 0 picks a free one (printed first on stdout).
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
         /// TOML file: policy, and gateways/SPs/mapping to register at start-up.
@@ -68,16 +69,19 @@ enum Command {
 enum GatewayCommand {
     /// Register a gateway (or replace its credential).
     Add {
+        /// The gateway's subscription identity (its config's `control_server.gateway_id`).
         #[arg(long)]
         id: String,
+        /// The secret the gateway authenticates with (its config's `control_server.credential`); stored as a salted hash.
         #[arg(long)]
         credential: String,
-        /// LAT,LON
+        /// Where the gateway is, LAT,LON (sent to SPs when they validate its devices).
         #[arg(long)]
         geo: Option<String>,
     },
     /// Revoke a gateway: it is refused from then on (a running server notices within its auth cache TTL).
     Revoke {
+        /// The gateway's subscription identity.
         #[arg(long)]
         id: String,
     },
@@ -88,6 +92,7 @@ enum GatewayCommand {
     },
     /// Show one gateway.
     Show {
+        /// The gateway's subscription identity.
         id: String,
         #[command(flatten)]
         out: admin_cli::Output,
@@ -98,8 +103,10 @@ enum GatewayCommand {
 enum SpCommand {
     /// Register an SP (or update it).
     Add {
+        /// The SP's identity, as it appears in SP-bound identifiers (e.g. sp-one.example).
         #[arg(long)]
         identity: String,
+        /// Where the SP answers validations (`POST {base_url}/v1/validate`).
         #[arg(long)]
         base_url: String,
         /// Ed25519 public key, 64 hex digits.
@@ -122,6 +129,7 @@ enum SpCommand {
     },
     /// Show one SP.
     Show {
+        /// The SP's identity.
         identity: String,
         #[command(flatten)]
         out: admin_cli::Output,
@@ -254,4 +262,30 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every flag and argument of every subcommand (nested too) has help text.
+    #[test]
+    fn every_flag_says_what_it_is_for() {
+        fn check(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                if arg.get_help().is_none() && !matches!(arg.get_id().as_str(), "help" | "version") {
+                    missing.push(format!("{path} --{}", arg.get_id()));
+                }
+            }
+            for sub in command.get_subcommands() {
+                check(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        let command = Cli::command();
+        check(&command, command.get_name(), &mut missing);
+        assert!(missing.is_empty(), "flags without help: {missing:?}");
+    }
 }

@@ -22,8 +22,10 @@ struct Cli {
 enum Command {
     /// Serve the SP API. Prints `listening on ADDR` as the first line of stdout.
     Serve {
+        /// The SP identity this simulator is (device reports must name it).
         #[arg(long)]
         identity: String,
+        /// Address to listen on; port 0 picks a free one (printed first on stdout).
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: SocketAddr,
         /// The SP's signing key file (not needed to serve; checked if given).
@@ -38,27 +40,34 @@ enum Command {
     },
     /// Generate a key file (32-byte Ed25519 seed, hex) and print the public key hex.
     Keygen {
+        /// Where to write the key file.
         #[arg(long)]
         out: PathBuf,
     },
     /// Print the public key hex of a key file.
     Pubkey {
+        /// The key file (`sp-sim keygen --out`).
         #[arg(long)]
         key: PathBuf,
     },
     /// Send a signed unsolicited update moving devices to a new SP; prints the acknowledgement.
     Move {
+        /// The sending SP's key file (its public key registered with the control server).
         #[arg(long)]
         key: PathBuf,
+        /// The sending SP's identity (the message's `kid`).
         #[arg(long)]
         identity: String,
+        /// The control server's base URL, e.g. http://127.0.0.1:8080.
         #[arg(long)]
         control_server: String,
+        /// The SP the devices move to.
         #[arg(long)]
         new_sp: String,
         /// Comma-separated device ids.
         #[arg(long, value_delimiter = ',', required = true)]
         devices: Vec<String>,
+        /// The devices' service type at the new SP (e.g. metering).
         #[arg(long)]
         service_type: Option<String>,
     },
@@ -106,4 +115,30 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every flag and argument of every subcommand (nested too) has help text.
+    #[test]
+    fn every_flag_says_what_it_is_for() {
+        fn check(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                if arg.get_help().is_none() && !matches!(arg.get_id().as_str(), "help" | "version") {
+                    missing.push(format!("{path} --{}", arg.get_id()));
+                }
+            }
+            for sub in command.get_subcommands() {
+                check(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        let command = Cli::command();
+        check(&command, command.get_name(), &mut missing);
+        assert!(missing.is_empty(), "flags without help: {missing:?}");
+    }
 }

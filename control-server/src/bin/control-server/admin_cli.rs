@@ -25,6 +25,7 @@ pub enum MappingCommand {
         /// A registered SP identity (`control-server sp list`).
         #[arg(long)]
         sp: String,
+        /// The service the device is for (e.g. metering), sent to the SP when it validates the device.
         #[arg(long)]
         service_type: Option<String>,
         /// wifi, zigbee, thread, ble, lorawan, ethernet or cellular.
@@ -38,6 +39,7 @@ pub enum MappingCommand {
     /// Import a CSV file: device_id,sp[,service_type[,access]] (header optional; `-` reads stdin).
     /// Every row is checked first: any bad row and nothing is imported.
     Import {
+        /// The CSV file (`-` for stdin).
         file: PathBuf,
         #[command(flatten)]
         push: PushArgs,
@@ -66,18 +68,21 @@ pub enum MappingCommand {
     },
     /// Show one device.
     Show {
+        /// The device, EUI-48 or EUI-64 (e.g. AC-DE-48-00-00-80).
         device_id: String,
         #[command(flatten)]
         out: Output,
     },
     /// One device's SP changes, oldest first.
     History {
+        /// The device, EUI-48 or EUI-64 (e.g. AC-DE-48-00-00-80).
         device_id: String,
         #[command(flatten)]
         out: Output,
     },
     /// Remove a device from the mapping table (its history stays; gateways are not told).
     Remove {
+        /// The device, EUI-48 or EUI-64 (e.g. AC-DE-48-00-00-80).
         device_id: String,
         #[command(flatten)]
         out: Output,

@@ -21,7 +21,10 @@
 //! max_body_bytes = 48000000             # a label photo of 32 MiB, base64, and its JSON
 //!
 //! [control_server]
-//! url = "http://127.0.0.1:8080"
+//! url = "http://127.0.0.1:8080"         # the preferred replica …
+//! urls = ["http://127.0.0.1:8081"]      # … and further replicas of the same database, in order
+//!                                       # (or `urls` alone: its first entry is the preferred one)
+//! prefer_primary_after_ms = 300000      # on another replica, return to the preferred after this (0: never)
 //! gateway_id = "gw-plant-3"             # subscription identity
 //! credential = "…"
 //! service_type = "metering"
@@ -55,6 +58,18 @@
 //! technology.
 //!
 //! Relative paths are taken relative to the configuration file.
+//!
+//! Several control-server replicas (`url` and `urls`, one PostgreSQL
+//! database behind them): the update stream, resolve and acknowledgements
+//! move to the next replica when one cannot be reached, and the stream
+//! resumes from the gateway's stored position there (sequence numbers are
+//! per gateway in the shared database, so nothing is missed or repeated).
+//! The gateway goes back to the preferred replica (the first) after
+//! `prefer_primary_after_ms` on another one: that stream is ended and the
+//! next connection tries the preferred replica first (if it is still down,
+//! the next one answers again). Why a timer and not an API call: the
+//! gateway needs no operator to heal, and a return costs one reconnect and
+//! a replay from the stored position, which applies nothing twice.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -174,7 +189,15 @@ fn default_update_batch() -> usize {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ControlServerSection {
-    pub url: String,
+    /// The preferred replica.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Further replicas (tried in order after `url`), or all of them.
+    #[serde(default)]
+    pub urls: Vec<String>,
+    /// Return to the preferred replica after this long on another (0: never).
+    #[serde(default = "default_prefer_primary_after_ms")]
+    pub prefer_primary_after_ms: u64,
     pub gateway_id: String,
     pub credential: String,
     #[serde(default)]
@@ -185,6 +208,30 @@ pub struct ControlServerSection {
     pub timeout_ms: u64,
     #[serde(default = "default_stream_idle_timeout_ms")]
     pub stream_idle_timeout_ms: u64,
+}
+
+fn default_prefer_primary_after_ms() -> u64 {
+    300_000
+}
+
+impl ControlServerSection {
+    /// Every replica, the preferred one first (`url`, then `urls`).
+    pub fn all_urls(&self) -> Result<Vec<String>, ConfigError> {
+        let urls: Vec<String> = self.url.iter().chain(&self.urls).cloned().collect();
+        if urls.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "control_server.url".into(),
+                reason: "no control-server URL: set url (or urls = [...])".into(),
+            });
+        }
+        if let Some(bad) = urls.iter().find(|u| !(u.starts_with("http://") || u.starts_with("https://"))) {
+            return Err(ConfigError::Invalid {
+                key: "control_server.urls".into(),
+                reason: format!("{bad:?} is not an http:// or https:// URL"),
+            });
+        }
+        Ok(urls)
+    }
 }
 
 fn default_stream_idle_timeout_ms() -> u64 {
@@ -208,6 +255,7 @@ impl GatewayConfig {
         let base = path.parent().map(Path::to_owned).unwrap_or_else(|| PathBuf::from("."));
         config.api_token()?;
         config.listen_addr(None)?;
+        config.control_server.all_urls()?;
         Ok((config, base))
     }
 
@@ -243,8 +291,12 @@ impl GatewayConfig {
         let db = resolve(&self.db);
         let store = GatewayStore::open(&db).map_err(|source| ConfigError::Store { path: db.clone(), source })?;
         let cs = &self.control_server;
+        let mut urls = cs.all_urls()?.into_iter();
+        let preferred = urls.next().unwrap_or_default();
         let control = ControlServer::new(ControlServerConfig {
-            base_url: cs.url.clone(),
+            base_url: preferred,
+            fallback_urls: urls.collect(),
+            prefer_primary_after: (cs.prefer_primary_after_ms > 0).then(|| Duration::from_millis(cs.prefer_primary_after_ms)),
             gateway_id: cs.gateway_id.clone(),
             credential: cs.credential.clone(),
             geo: cs.geo,
@@ -316,6 +368,24 @@ mod tests {
         let config = load(&format!("{MINIMAL}api_token = \"0123456789abcdef\"\n{CONTROL}")).unwrap();
         assert_eq!(config.api_token().unwrap().as_str(), "0123456789abcdef");
         assert_eq!(config.control_server.stream_idle_timeout_ms, 45_000);
+    }
+
+    #[test]
+    fn several_control_server_urls_the_first_preferred() {
+        let token = "api_token = \"0123456789abcdef\"\n";
+        let one = load(&format!("{MINIMAL}{token}{CONTROL}")).unwrap();
+        assert_eq!(one.control_server.all_urls().unwrap(), vec!["http://127.0.0.1:1"]);
+        assert_eq!(one.control_server.prefer_primary_after_ms, 300_000);
+        let both = format!("{CONTROL}urls = [\"http://127.0.0.1:2\", \"http://127.0.0.1:3\"]\nprefer_primary_after_ms = 0\n");
+        let both = load(&format!("{MINIMAL}{token}{both}")).unwrap();
+        assert_eq!(both.control_server.all_urls().unwrap(), vec!["http://127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:3"]);
+        let only = "[control_server]\nurls = [\"http://127.0.0.1:2\"]\ngateway_id = \"gw-1\"\ncredential = \"c\"\n";
+        assert_eq!(load(&format!("{MINIMAL}{token}{only}")).unwrap().control_server.all_urls().unwrap(), vec!["http://127.0.0.1:2"]);
+        let none = "[control_server]\ngateway_id = \"gw-1\"\ncredential = \"c\"\n";
+        let refused = load(&format!("{MINIMAL}{token}{none}")).unwrap_err();
+        assert!(matches!(&refused, ConfigError::Invalid { key, .. } if key == "control_server.url"), "{refused}");
+        let bad = "[control_server]\nurls = [\"127.0.0.1:2\"]\ngateway_id = \"gw-1\"\ncredential = \"c\"\n";
+        assert!(load(&format!("{MINIMAL}{token}{bad}")).is_err(), "a URL needs its scheme");
     }
 
     #[test]

@@ -34,7 +34,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
-use futures::StreamExt;
 use serde::Serialize;
 use tokio::sync::watch;
 
@@ -44,7 +43,7 @@ use enrollment_assistant::{
 };
 use sp_bound_id::{Eui, SpBoundId};
 use control::{ControlError, ControlServer};
-use store::{Applied, AssociationUpdate, GatewayStore, GatewayStoreError};
+use store::{Applied, GatewayStore, GatewayStoreError};
 
 /// An HTTP client for the control server and SPs, with the process-wide
 /// rustls crypto provider (ring) installed first (reqwest is built without
@@ -140,9 +139,13 @@ pub struct Gateway {
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct StreamState {
     pub connected: bool,
+    /// The control-server replica the stream is (or was last) served by.
+    pub control_url: Option<String>,
     pub last_seq: u64,
     pub last_error: Option<String>,
     pub updates_applied: u64,
+    /// Transactions the pushed updates were applied in.
+    pub update_batches: u64,
     pub rebinds_done: u64,
 }
 
@@ -430,6 +433,11 @@ impl Gateway {
                 Ok(()) => "the control server closed the stream".to_string(),
                 Err(e) => e.to_string(),
             };
+            // A stream that was up: reconnect (to the next replica) at once
+            // and start the back-off afresh; only failures to connect grow it.
+            if self.stream_state.borrow().connected {
+                pause = Duration::from_millis(100);
+            }
             tracing::warn!(%error, "update stream interrupted; reconnecting");
             self.stream_state.send_modify(|s| {
                 s.connected = false;
@@ -445,45 +453,32 @@ impl Gateway {
 
     async fn follow_once(&self) -> Result<(), GatewayError> {
         let after = self.store.last_seq().await?;
-        let stream = self.control.updates(after).await?;
+        // Batches: whatever arrived while the previous batch was applied
+        // (up to `update_batch`), one transaction each; acknowledged in the
+        // background, per batch (`control::UpdateBatches`, `Acknowledger`).
+        let mut batches = self.control.update_batches(after, self.update_batch).await?;
+        let acker = self.control.acknowledger();
         self.stream_state.send_modify(|s| {
             s.connected = true;
+            s.control_url = Some(self.control.current_url().to_owned());
             s.last_seq = after;
             s.last_error = None;
         });
-        tracing::info!(after, "following the control server's updates");
-        let mut stream = std::pin::pin!(stream.ready_chunks(self.update_batch));
-        while let Some(chunk) = stream.next().await {
-            let mut batch: Vec<AssociationUpdate> = Vec::with_capacity(chunk.len());
-            let mut failure = None;
-            for item in chunk {
-                match item {
-                    Ok(update) => batch.push(update),
-                    Err(e) => {
-                        failure = Some(e);
-                        break;
+        tracing::info!(after, url = self.control.current_url(), "following the control server's updates");
+        while let Some(batch) = batches.next().await {
+            let applied: Applied = self.store.apply_updates(batch?).await?;
+            self.stream_state.send_modify(|s| {
+                s.last_seq = applied.last_seq;
+                s.updates_applied += applied.applied as u64;
+                s.update_batches += 1;
+            });
+            acker.ack(applied.last_seq);
+            if applied.rebinds > 0 {
+                for result in self.rebind_pending().await? {
+                    if let Err((device, e)) = result {
+                        tracing::warn!(%device, error = %e, "re-bind pending; device not reachable now");
                     }
                 }
-            }
-            if !batch.is_empty() {
-                let applied: Applied = self.store.apply_updates(batch).await?;
-                self.stream_state.send_modify(|s| {
-                    s.last_seq = applied.last_seq;
-                    s.updates_applied += applied.applied as u64;
-                });
-                if let Err(e) = self.control.ack(applied.last_seq).await {
-                    tracing::warn!(error = %e, "acknowledging updates failed; they will be replayed and skipped");
-                }
-                if applied.rebinds > 0 {
-                    for result in self.rebind_pending().await? {
-                        if let Err((device, e)) = result {
-                            tracing::warn!(%device, error = %e, "re-bind pending; device not reachable now");
-                        }
-                    }
-                }
-            }
-            if let Some(e) = failure {
-                return Err(e.into());
             }
         }
         Ok(())

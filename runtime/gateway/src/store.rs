@@ -431,7 +431,10 @@ impl RawDevice {
 }
 
 fn read_device(conn: &Connection, device: &Eui) -> Result<Option<GatewayDevice>, GatewayStoreError> {
-    conn.query_row(&format!("{SELECT_DEVICE} WHERE device_id = ?1"), params![device.to_string()], row_to_raw)
+    // Cached: a batch of pushed updates reads every device it touches.
+    conn.prepare_cached(&format!("{SELECT_DEVICE} WHERE device_id = ?1"))
+        .during("reading a device")?
+        .query_row(params![device.to_string()], row_to_raw)
         .optional()
         .during("reading a device")?
         .map(RawDevice::parse)

@@ -5,8 +5,11 @@
 //! `GET /v1/devices`, `GET /v1/devices/{id}`, `GET /v1/stream`,
 //! `POST /v1/rebind-pending`, `GET /v1/in-doubt` (enrollments whose answer
 //! was lost, `crate::in_doubt`), `POST /v1/in-doubt/settle` (ask those
-//! devices now), and `GET /healthz` (no token: liveness, stream up,
-//! enrollments in doubt). Every other route needs the gateway's API token
+//! devices now), `POST /v1/devices/{id}/rebind` (tell it its SP now),
+//! `DELETE /v1/devices/{id}` (forget it, its key withdrawn at its SP first;
+//! `crate::device_admin`), and, without a token, `GET /healthz` (liveness,
+//! stream up, enrollments in doubt) and `GET /openapi.json` (this API,
+//! `crate::openapi`). Every other route needs the gateway's API token
 //! (`Authorization: Bearer <api_token>`, [`crate::api_auth`]); without it the
 //! answer is `401 unauthenticated` and nothing is done.
 //!
@@ -48,7 +51,8 @@ pub fn router(gateway: Arc<Gateway>, token: ApiToken, limits: ApiLimits) -> Rout
     let bounded = Router::new()
         .route("/v1/enroll", post(api_enroll))
         .route("/v1/devices", get(api_devices))
-        .route("/v1/devices/{id}", get(api_device))
+        .route("/v1/devices/{id}", get(api_device).delete(api_reset_device))
+        .route("/v1/devices/{id}/rebind", post(api_rebind_device))
         .route("/v1/rebind-pending", post(api_rebind_pending))
         .route("/v1/in-doubt", get(api_in_doubt))
         .route("/v1/in-doubt/settle", post(api_settle_in_doubt))
@@ -60,7 +64,56 @@ pub fn router(gateway: Arc<Gateway>, token: ApiToken, limits: ApiLimits) -> Rout
         // Liveness for supervisors and load balancers: no token, says
         // nothing about devices.
         .route(control_api::routes::HEALTHZ, get(api_healthz))
+        .route(control_api::routes::OPENAPI, get(api_openapi))
         .with_state(gateway)
+}
+
+/// `GET /openapi.json`: the API's description (no token: it holds no data).
+async fn api_openapi() -> Response {
+    Json(crate::openapi::document()).into_response()
+}
+
+fn device_id(id: &str) -> Result<Eui, Response> {
+    id.parse().map_err(|e: sp_bound_id::IdentifierError| error(StatusCode::BAD_REQUEST, "invalid_device_id", e.to_string()))
+}
+
+/// The status and stable code of an operator's request that was refused.
+fn admin_answer(e: &crate::device_admin::DeviceAdminError) -> Response {
+    use crate::device_admin::DeviceAdminError as E;
+    let (status, code) = match e {
+        E::Unknown(_) => (StatusCode::NOT_FOUND, "unknown_device"),
+        E::NotEnrolled { .. } => (StatusCode::CONFLICT, "not_enrolled"),
+        E::SpNotTold { .. } => (StatusCode::BAD_GATEWAY, "sp_unreachable"),
+        E::Gateway(GatewayError::DeviceUnreachable { .. }) => (StatusCode::BAD_GATEWAY, "device_unreachable"),
+        E::Gateway(GatewayError::Rebind(_)) => (StatusCode::BAD_GATEWAY, "rebind_failed"),
+        E::Gateway(_) => (StatusCode::INTERNAL_SERVER_ERROR, "gateway_error"),
+    };
+    error(status, code, e.to_string())
+}
+
+/// `POST /v1/devices/{id}/rebind`: tell the device its current SP now.
+async fn api_rebind_device(State(gateway): State<Arc<Gateway>>, UrlPath(id): UrlPath<String>) -> Response {
+    let device = match device_id(&id) {
+        Ok(d) => d,
+        Err(answer) => return answer,
+    };
+    match gateway.rebind_device(device).await {
+        Ok(r) => Json(serde_json::json!({"device": r.device.to_string(), "identifier": r.sp_bound_id.to_string(), "generation": r.generation}))
+            .into_response(),
+        Err(e) => admin_answer(&e),
+    }
+}
+
+/// `DELETE /v1/devices/{id}`: forget the device (its key withdrawn at its SP first).
+async fn api_reset_device(State(gateway): State<Arc<Gateway>>, UrlPath(id): UrlPath<String>) -> Response {
+    let device = match device_id(&id) {
+        Ok(d) => d,
+        Err(answer) => return answer,
+    };
+    match gateway.reset_device(device).await {
+        Ok(report) => Json(report).into_response(),
+        Err(e) => admin_answer(&e),
+    }
 }
 
 /// `GET /healthz`: `200` with whether the update stream is up and how many
@@ -432,6 +485,23 @@ mod tests {
         assert_eq!(health.status(), 200);
         let health: serde_json::Value = health.json().await.unwrap();
         assert_eq!(health, serde_json::json!({"status": "ok", "stream_connected": false, "in_doubt": 0}));
+    }
+
+    /// The router and the OpenAPI document list the same routes: each one
+    /// described is served (a token-free call answers 401 on protected
+    /// ones, never 404 or 405).
+    #[tokio::test]
+    async fn every_described_route_is_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = serve_api(dir.path()).await;
+        let anonymous = crate::http_client().unwrap();
+        for (method, path, operation_id, _) in crate::openapi::ROUTES {
+            let url = format!("{base}{}", path.replace("{id}", "AC-DE-48-00-00-80"));
+            let method: reqwest::Method = method.to_uppercase().parse().unwrap();
+            let answer = anonymous.request(method.clone(), url).send().await.unwrap();
+            let expected = if crate::openapi::PUBLIC.contains(&path) { 200 } else { 401 };
+            assert_eq!(answer.status().as_u16(), expected, "{method} {path} ({operation_id})");
+        }
     }
 
     #[tokio::test]

@@ -63,7 +63,7 @@ impl GatewayServices {
     pub async fn withdraw(&self, identifier: &SpBoundId, public_key: &[u8; 32]) -> Result<usize, RelayError> {
         let sp = identifier.sp();
         let Some(endpoint) = self.sp_endpoints.get(sp) else {
-            return Err(RelayError::Unreachable(format!("no endpoint configured for service provider {sp}")));
+            return Err(RelayError::Unreachable(format!("no endpoint configured for service provider {sp}: add it to [sp_endpoints] of the gateway's configuration")));
         };
         let body = control_api::sp::DeviceWithdrawal {
             identifier: identifier.to_string(),
@@ -120,7 +120,7 @@ impl AssistantServices for GatewayServices {
         Box::pin(async move {
             let sp = device.sp_bound_id.sp();
             let Some(endpoint) = self.sp_endpoints.get(sp) else {
-                return Err(RelayError::Unreachable(format!("no endpoint configured for service provider {sp}")));
+                return Err(RelayError::Unreachable(format!("no endpoint configured for service provider {sp}: add it to [sp_endpoints] of the gateway's configuration")));
             };
             let body = control_api::sp::DeviceReport {
                 identifier: device.sp_bound_id.to_string(),

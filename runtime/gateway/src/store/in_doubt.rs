@@ -124,6 +124,21 @@ impl GatewayStore {
         .await
     }
 
+    /// Forgets `device`: its record and any enrollment in doubt of it, in one
+    /// transaction (`gateway device reset`).
+    pub async fn forget(&self, device: Eui) -> Result<(), GatewayStoreError> {
+        self.with(move |conn| {
+            let tx = conn.transaction().during("starting a transaction")?;
+            tx.execute("DELETE FROM in_doubt WHERE device_id = ?1", params![device.to_string()])
+                .during("forgetting a device's enrollment in doubt")?;
+            tx.execute("DELETE FROM devices WHERE device_id = ?1", params![device.to_string()])
+                .during("forgetting a device")?;
+            tx.commit().during("committing a reset")?;
+            Ok(())
+        })
+        .await
+    }
+
     /// The device was asked and could not answer; it stays in doubt.
     pub async fn in_doubt_unanswered(&self, device: Eui, error: String) -> Result<(), GatewayStoreError> {
         self.with(move |conn| {

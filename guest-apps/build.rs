@@ -1,4 +1,5 @@
-//! Builds the guest halves in `apps/` and turns each into a component.
+//! Builds the guest halves and operational apps in `apps/` and turns each
+//! into a component.
 //!
 //! The halves are `no_std` crates for `wasm32-unknown-unknown` with a release
 //! profile tuned for size, so they live in a cargo workspace of their own
@@ -7,7 +8,10 @@
 //! componentizes each core module, both with `enrollment-builder` (the same
 //! code `qr-packer build` uses for anyone's app), and writes to `OUT_DIR`
 //! `<app>-<half>.wasm` (the component) and `<app>-<half>.core.wasm` (the core
-//! module as the compiler produced it), for `src/lib.rs` to include.
+//! module as the compiler produced it), for `src/lib.rs` to include. An
+//! operational app (world `operational`) is built the same way, as the
+//! "half" `operational` of the apps in [`OPERATIONAL`]: the world of a
+//! component is the one its bindings were generated for.
 
 use anyhow::{Context, Result};
 use enrollment_builder::{TARGET, cargo_build, componentize};
@@ -29,6 +33,8 @@ const APPS: &[&str] = &[
     "seed-template",
 ];
 const HALVES: &[&str] = &["phone", "device"];
+/// The apps that also have an operational app, the crate `<app>-operational`.
+const OPERATIONAL: &[&str] = &["wifi-meter", "zigbee-sensor"];
 
 fn main() {
     if let Err(error) = run() {
@@ -63,15 +69,15 @@ fn run() -> Result<()> {
     }
 
     let built = target_dir.join(TARGET).join("release");
-    for app in APPS {
-        for half in HALVES {
-            let name = format!("{app}-{half}");
-            let core_path = built.join(format!("{}.wasm", name.replace('-', "_")));
-            let core = fs::read(&core_path).with_context(|| format!("reading {}", core_path.display()))?;
-            let component = componentize(&core).with_context(|| format!("componentizing {}", core_path.display()))?;
-            fs::write(out_dir.join(format!("{name}.core.wasm")), &core)?;
-            fs::write(out_dir.join(format!("{name}.wasm")), &component)?;
-        }
+    let halves = APPS.iter().flat_map(|app| HALVES.iter().map(move |half| (app, half)));
+    let operational = OPERATIONAL.iter().map(|app| (app, &"operational"));
+    for (app, half) in halves.chain(operational) {
+        let name = format!("{app}-{half}");
+        let core_path = built.join(format!("{}.wasm", name.replace('-', "_")));
+        let core = fs::read(&core_path).with_context(|| format!("reading {}", core_path.display()))?;
+        let component = componentize(&core).with_context(|| format!("componentizing {}", core_path.display()))?;
+        fs::write(out_dir.join(format!("{name}.core.wasm")), &core)?;
+        fs::write(out_dir.join(format!("{name}.wasm")), &component)?;
     }
     Ok(())
 }

@@ -11,6 +11,12 @@
 //! Both the components and the core modules they were made from are exposed:
 //! the runtime runs the components, size reports need both (the signed pair
 //! has to fit one printed QR code).
+//!
+//! The Wi-Fi meter and the Zigbee sensor also have an operational app, a
+//! component of world `operational` the device runs after enrollment
+//! ([`WIFI_METER_OPERATIONAL`], [`ZIGBEE_SENSOR_OPERATIONAL`], [`OPERATIONAL`]).
+//! It is kept apart from [`AppPair`]: a label may carry it or not
+//! (`qr-packer pack --with-operational`).
 
 use std::fmt;
 
@@ -75,6 +81,58 @@ pub const BLE_LOCK: AppPair = app_pair!("ble-lock");
 /// Every reference application.
 pub const ALL: &[AppPair] = &[WIFI_METER, ZIGBEE_SENSOR, ETHERNET_CONTROLLER, BLE_LOCK];
 
+/// The operational app of a reference application: a component of world
+/// `operational`, which the device runs after enrollment, once per
+/// activation.
+#[derive(Clone, Copy)]
+pub struct OperationalApp {
+    /// The name of the application it belongs to ([`AppPair::name`]).
+    pub app: &'static str,
+    /// The component, as `wit-component` encodes it.
+    pub component: &'static [u8],
+    /// The core module it was made from.
+    pub core: &'static [u8],
+}
+
+impl fmt::Debug for OperationalApp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OperationalApp")
+            .field("app", &self.app)
+            .field("component", &format_args!("{} bytes", self.component.len()))
+            .field("core", &format_args!("{} bytes", self.core.len()))
+            .finish()
+    }
+}
+
+macro_rules! operational_app {
+    ($name:literal) => {
+        OperationalApp {
+            app: $name,
+            component: include_bytes!(concat!(env!("OUT_DIR"), "/", $name, "-operational.wasm")),
+            core: include_bytes!(concat!(env!("OUT_DIR"), "/", $name, "-operational.core.wasm")),
+        }
+    };
+}
+
+/// The Wi-Fi meter's operational app, the component: each activation
+/// applies the SP's `interval=SECONDS` commands, asks to be woken after the
+/// interval (default: the configuration's `interval`, else 60 s) and sends
+/// `reading=R seq=N` (N = 1, 2, ... kept as `seq`; R = 1000 + 7 N).
+pub const WIFI_METER_OPERATIONAL: &[u8] = OPERATIONAL[0].component;
+
+/// The Zigbee sensor's operational app, the component: as the meter's, and
+/// sends `temperature=T seq=N` (T = 2000 + 25 (N mod 10), hundredths of a
+/// degree Celsius).
+pub const ZIGBEE_SENSOR_OPERATIONAL: &[u8] = OPERATIONAL[1].component;
+
+/// Every operational app of a reference application.
+pub const OPERATIONAL: &[OperationalApp] = &[operational_app!("wifi-meter"), operational_app!("zigbee-sensor")];
+
+/// The operational app of the reference application `app`, if it has one.
+pub fn operational(app: &str) -> Option<&'static OperationalApp> {
+    OPERATIONAL.iter().find(|o| o.app == app)
+}
+
 /// A Thread smart plug, written for the size benchmark: app-defined records
 /// (commissioning, schedule, power limit) the device checks itself.
 pub const THREAD_PLUG: AppPair = app_pair!("bench-thread-plug");
@@ -98,6 +156,12 @@ pub const BENCH: &[AppPair] = &[THREAD_PLUG, LORAWAN_SENSOR, CELLULAR_TRACKER];
 /// app `qr-packer new` writes. No reference or benchmark app is in it, so a
 /// size measured with the shipped dictionary is what a new app gets.
 pub const SEEDS: &[AppPair] = &[app_pair!("seed-full"), app_pair!("seed-template")];
+
+/// The SDK's text helpers, compiled for the host so their tests run here
+/// (the SDK itself builds only for wasm32).
+#[cfg(test)]
+#[path = "../sdk/src/text.rs"]
+mod sdk_text;
 
 #[cfg(test)]
 mod tests {
@@ -193,7 +257,8 @@ mod tests {
 
     #[test]
     fn core_modules_start_at_one_page_and_stay_within_two() {
-        for Half { label, core, .. } in halves() {
+        let operational = OPERATIONAL.iter().map(|o| (format!("{}-operational", o.app), o.core));
+        for (label, core) in halves().into_iter().map(|h| (h.label, h.core)).chain(operational) {
             let mut memories = Vec::new();
             for payload in Parser::new(0).parse_all(core) {
                 match payload.unwrap() {
@@ -252,6 +317,42 @@ mod tests {
         const BUDGET: usize = 3 * 1024;
         for Half { label, component, .. } in halves() {
             let len = len_without_custom_sections(component);
+            assert!(len <= BUDGET, "{label}: {len} bytes without custom sections, over the {BUDGET}-byte budget");
+        }
+    }
+
+    const OPERATIONAL_WORLD: &[&str] = &[
+        "iot-enroll:enrollment/settings@0.2.0",
+        "iot-enroll:enrollment/uplink@0.2.0",
+        "iot-enroll:enrollment/schedule@0.2.0",
+        "iot-enroll:enrollment/diagnostics@0.2.0",
+    ];
+
+    #[test]
+    fn operational_apps_import_only_their_world_export_activate_and_stay_small() {
+        assert_eq!(OPERATIONAL.iter().map(|o| o.app).collect::<Vec<_>>(), ["wifi-meter", "zigbee-sensor"]);
+        assert_eq!(WIFI_METER_OPERATIONAL, operational("wifi-meter").unwrap().component);
+        assert_eq!(ZIGBEE_SENSOR_OPERATIONAL, operational("zigbee-sensor").unwrap().component);
+        assert!(operational("ble-lock").is_none());
+        for op in OPERATIONAL {
+            let label = format!("{}-operational", op.app);
+            assert!(ALL.iter().any(|a| a.name == op.app), "{label}: no such app");
+            assert!(Parser::is_component(op.component) && Parser::is_core_wasm(op.core), "{label}");
+            if let Err(e) = Validator::new().validate_all(op.component) {
+                panic!("{label}: invalid component: {e}");
+            }
+            let (imports, exports) = component_imports_exports(op.component);
+            for import in &imports {
+                assert!(import == TYPES || OPERATIONAL_WORLD.contains(&import.as_str()), "{label}: imports {import}");
+            }
+            for required in ["iot-enroll:enrollment/uplink@0.2.0", "iot-enroll:enrollment/schedule@0.2.0"] {
+                assert!(imports.iter().any(|i| i == required), "{label}: does not import {required}");
+            }
+            assert_eq!(exports, [("activate".to_string(), ComponentExternalKind::Func)], "{label}: exports");
+            // Stripped, 3.3 KB today: more imports than a half, and its own
+            // formatting and parsing.
+            const BUDGET: usize = 4 * 1024;
+            let len = len_without_custom_sections(op.component);
             assert!(len <= BUDGET, "{label}: {len} bytes without custom sections, over the {BUDGET}-byte budget");
         }
     }

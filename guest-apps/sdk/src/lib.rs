@@ -1,9 +1,14 @@
-//! The guest SDK of enrollment applications: what a phone half or a device
-//! half needs, `no_std`, small by construction.
+//! The guest SDK of enrollment applications: what a phone half, a device
+//! half or an operational app needs, `no_std`, small by construction.
 //!
 //! - [`phone`] and [`device`]: the bindings of the two worlds of
 //!   `iot-enroll:enrollment@0.2.0`, generated once here, and the common
 //!   steps ([`phone::hand_over`], [`device::take_all`]).
+//! - [`operational`]: the bindings of world `operational`, the app a device
+//!   runs after enrollment, and numbers kept as settings
+//!   ([`operational::get_u32`], [`operational::keep_u32`]).
+//! - [`text`]: decimals, `name=value` commands and messages without
+//!   `core::fmt`.
 //! - A global allocator and a panic handler, so a half needs no `std`.
 //!
 //! A half is a `cdylib` that implements the world's `Guest` trait and
@@ -22,6 +27,9 @@
 //! enrollment_sdk::phone_half!(Plug);
 //! ```
 //!
+//! An operational app does the same with [`operational::Guest`] and
+//! [`operational_app!`].
+//!
 //! Every byte of code ends up in the signed label, so nothing here formats
 //! text (`core::fmt` stays out), panics trap at once, and the allocator never
 //! frees (a half runs one enrollment and is thrown away).
@@ -31,6 +39,7 @@
 extern crate alloc;
 
 mod rt;
+pub mod text;
 
 /// Exports `$app` (a type that implements [`phone::Guest`]) as the phone half.
 #[macro_export]
@@ -45,6 +54,15 @@ macro_rules! phone_half {
 macro_rules! device_half {
     ($app:ident) => {
         $crate::device::export_device_half!($app);
+    };
+}
+
+/// Exports `$app` (a type that implements [`operational::Guest`]) as the
+/// operational app.
+#[macro_export]
+macro_rules! operational_app {
+    ($app:ident) => {
+        $crate::operational::export_operational!($app);
     };
 }
 
@@ -169,5 +187,44 @@ pub mod device {
             Item::Record((t, value)) if t == tag => Ok(value),
             _ => Err(Refusal::OutOfOrder),
         }
+    }
+}
+
+/// The operational app's world, `operational`: `settings`, `uplink`,
+/// `schedule`, `diagnostics`. The device runs it after enrollment, once per
+/// activation (`activate`), in a sandbox of its own with the limits of a
+/// half; the host signs what it sends and verifies what it receives.
+pub mod operational {
+    wit_bindgen::generate!({
+        world: "operational",
+        path: "wit",
+        pub_export_macro: true,
+        export_macro_name: "export_operational",
+        default_bindings_module: "enrollment_sdk::operational",
+        disable_run_ctors_once_workaround: true,
+        // No `#[used]` function pointer per interface to keep this world's
+        // custom section linked: every phone and device half links this
+        // module too, and would carry those pointers (20 bytes) for nothing.
+        // An operational app gets the section from `operational_app!`.
+        disable_custom_section_link_helpers: true,
+    });
+
+    pub use self::iot_enroll::enrollment::types::Refusal;
+    pub use self::iot_enroll::enrollment::{diagnostics, schedule, settings, uplink};
+    use crate::text;
+
+    /// The number under `name`, kept or configured as decimal text: the
+    /// value this app kept with [`keep_u32`], else the enrollment's
+    /// configuration value of that name. `None` if there is none or it is
+    /// not a decimal `u32`.
+    pub fn get_u32(name: &str) -> Option<u32> {
+        text::parse_u32(&settings::get(name)?)
+    }
+
+    /// Keeps `value` under `name` as decimal text, for later activations
+    /// and across restarts (what [`get_u32`] reads).
+    pub fn keep_u32(name: &str, value: u32) -> Result<(), Refusal> {
+        let mut buf = [0; text::MAX_DIGITS];
+        settings::keep(name, text::decimal(value.into(), &mut buf))
     }
 }

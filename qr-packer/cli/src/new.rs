@@ -23,6 +23,7 @@ const FILES: &[(&str, &str)] = &[
     ("sdk/Cargo.toml", include_str!("../../../guest-apps/sdk/Cargo.toml")),
     ("sdk/src/lib.rs", include_str!("../../../guest-apps/sdk/src/lib.rs")),
     ("sdk/src/rt.rs", include_str!("../../../guest-apps/sdk/src/rt.rs")),
+    ("sdk/src/text.rs", include_str!("../../../guest-apps/sdk/src/text.rs")),
     ("sdk/wit/enrollment.wit", include_str!("../../../wit/enrollment.wit")),
 ];
 

@@ -53,6 +53,8 @@ pub const MAX_HALF_LOCALS: u64 = 10_000;
 pub enum World {
     Phone,
     Device,
+    /// The operational app a label may carry (run by the device after enrollment).
+    Operational,
 }
 
 /// What the embedded WIT says, parsed once.
@@ -63,6 +65,7 @@ struct Contract {
     version: Option<String>,
     phone: BTreeSet<String>,
     device: BTreeSet<String>,
+    operational: BTreeSet<String>,
 }
 
 fn contract() -> Result<&'static Contract, String> {
@@ -85,7 +88,13 @@ fn parse_contract() -> Result<Contract, String> {
         }
         Ok(names)
     };
-    Ok(Contract { package: qualified, version, phone: imports(World::Phone)?, device: imports(World::Device)? })
+    Ok(Contract {
+        package: qualified,
+        version,
+        phone: imports(World::Phone)?,
+        device: imports(World::Device)?,
+        operational: imports(World::Operational)?,
+    })
 }
 
 /// The embedded WIT package's version (`0.1.0`), which every
@@ -99,6 +108,15 @@ impl World {
         match self {
             World::Phone => "phone-half",
             World::Device => "device-half",
+            World::Operational => "operational",
+        }
+    }
+
+    /// The one function a component of this world exports.
+    pub fn export(self) -> &'static str {
+        match self {
+            World::Phone | World::Device => "enroll",
+            World::Operational => "activate",
         }
     }
 
@@ -106,6 +124,7 @@ impl World {
         match self {
             World::Phone => "phone",
             World::Device => "device",
+            World::Operational => "operational",
         }
     }
 
@@ -117,6 +136,7 @@ impl World {
         Ok(match self {
             World::Phone => contract.phone.clone(),
             World::Device => contract.device.clone(),
+            World::Operational => contract.operational.clone(),
         })
     }
 }
@@ -139,12 +159,13 @@ pub fn check_half(component: &[u8], world: World) -> Result<(), PackError> {
             return Err(PackError::ForbiddenImport { half, world: world.name(), import });
         }
     }
-    if exports != [("enroll".to_string(), ComponentExternalKind::Func)] {
+    let export = world.export();
+    if exports != [(export.to_string(), ComponentExternalKind::Func)] {
         let names: Vec<_> = exports.iter().map(|(n, k)| format!("{n} ({})", k.desc())).collect();
         return Err(PackError::WrongWorld {
             half,
             world: world.name(),
-            reason: format!("it must export exactly the function `enroll`, it exports [{}]", names.join(", ")),
+            reason: format!("it must export exactly the function `{export}`, it exports [{}]", names.join(", ")),
         });
     }
     check_runtime_limits(component, half)
@@ -223,13 +244,12 @@ pub fn check_runtime_limits(component: &[u8], half: &'static str) -> Result<(), 
     Ok(())
 }
 
-/// An operational application (installed after enrollment) only has to be
-/// valid WebAssembly: its world is the device's business.
+/// An operational application (run by the device after enrollment) is
+/// checked like a half: a component of world `operational` that exports
+/// `activate` and fits the runtime's limits, refused before anything is
+/// signed (the device refuses the same at admission).
 pub fn check_operational(wasm: &[u8]) -> Result<(), PackError> {
-    Validator::new()
-        .validate_all(wasm)
-        .map(drop)
-        .map_err(|e| PackError::NotAComponent { half: "operational", reason: e.to_string() })
+    check_half(wasm, World::Operational)
 }
 
 /// The capabilities a half uses: the functions of its imported interfaces

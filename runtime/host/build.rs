@@ -15,7 +15,11 @@ fn main() {
     let version = resolve.packages[package].name.version.as_ref().map(ToString::to_string).unwrap_or_default();
     let _ = writeln!(out, "/// The version of the WIT package.");
     let _ = writeln!(out, "pub const WIT_VERSION: &str = {version:?};");
-    for (constant, world) in [("PHONE_HALF_IMPORTS", "phone-half"), ("DEVICE_HALF_IMPORTS", "device-half")] {
+    for (constant, world) in [
+        ("PHONE_HALF_IMPORTS", "phone-half"),
+        ("DEVICE_HALF_IMPORTS", "device-half"),
+        ("OPERATIONAL_IMPORTS", "operational"),
+    ] {
         let id = resolve.select_world(&[package], Some(world)).unwrap_or_else(|e| panic!("world {world}: {e:#}"));
         let mut names: Vec<String> = resolve.worlds[id]
             .imports

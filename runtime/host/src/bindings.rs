@@ -1,4 +1,5 @@
-//! Host bindings for the two worlds of `wit/enrollment.wit`.
+//! Host bindings for the worlds of `wit/enrollment.wit`: the two halves and
+//! the operational app.
 //!
 //! Both worlds share the `types`, `transport`, `manifest` and `diagnostics`
 //! interfaces; they are generated once, in [`device`], and reused by
@@ -31,6 +32,21 @@ pub mod phone {
             "iot-enroll:enrollment/transport": super::device::iot_enroll::enrollment::transport,
             "iot-enroll:enrollment/types": super::device::iot_enroll::enrollment::types,
             "iot-enroll:enrollment/manifest": super::device::iot_enroll::enrollment::manifest,
+            "iot-enroll:enrollment/diagnostics": super::device::iot_enroll::enrollment::diagnostics,
+        },
+    });
+}
+
+/// Bindings of the `operational` world (the app a device runs after
+/// enrollment); `types` and `diagnostics` are the halves' own.
+pub mod operational {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "operational",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        with: {
+            "iot-enroll:enrollment/types": super::device::iot_enroll::enrollment::types,
             "iot-enroll:enrollment/diagnostics": super::device::iot_enroll::enrollment::diagnostics,
         },
     });

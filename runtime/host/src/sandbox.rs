@@ -145,6 +145,10 @@ pub enum HalfKind {
     Phone,
     /// The half run by the device being enrolled.
     Device,
+    /// The operational app a device runs after enrollment (world
+    /// `operational`): not a half of the enrollment, but loaded, checked and
+    /// bounded by the same sandbox.
+    Operational,
 }
 
 impl HalfKind {
@@ -155,6 +159,7 @@ impl HalfKind {
         match self {
             HalfKind::Phone => world_imports::PHONE_HALF_IMPORTS,
             HalfKind::Device => world_imports::DEVICE_HALF_IMPORTS,
+            HalfKind::Operational => world_imports::OPERATIONAL_IMPORTS,
         }
     }
 
@@ -163,6 +168,7 @@ impl HalfKind {
         match self {
             HalfKind::Phone => "phone half",
             HalfKind::Device => "device half",
+            HalfKind::Operational => "operational app",
         }
     }
 }

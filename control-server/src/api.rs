@@ -50,7 +50,9 @@ pub fn router(state: ServerState) -> Router {
     // Administration (`/v1/admin`, `/console`); the presence layer sees which gateways are connected.
     let admin = crate::admin::http::AdminState::new(&state);
     let presence = middleware::from_fn_with_state(admin.presence.clone(), crate::admin::presence::track);
-    timed.merge(long_poll).with_state(state).merge(crate::admin::http::router(admin)).layer(presence)
+    // `/metrics` is behind the admin token (`crate::metrics`), so it takes the admin state.
+    let metrics = Router::new().route(routes::METRICS, get(crate::metrics::serve)).layer(deadline(timeout)).with_state(admin.clone());
+    timed.merge(long_poll).with_state(state).merge(metrics).merge(crate::admin::http::router(admin)).layer(presence)
 }
 
 /// Answers `408 request_timeout` when the handler (reading the body
@@ -132,7 +134,10 @@ async fn updates_stream(
     let after = to_seq(q.after.or(last_event_id).unwrap_or(0))?;
     let mut reader = OutboxReader::new(state.store.clone(), &state.notifier, &gateway.id, after);
     let (tx, rx) = tokio::sync::mpsc::channel::<Event>(STREAM_BATCH as usize);
+    let metrics = state.metrics.clone();
     tokio::spawn(async move {
+        // Counted as connected while this task feeds the stream.
+        let _connected = metrics.streams.track();
         if tx.send(Event::default().comment("connected")).await.is_err() {
             return;
         }
@@ -207,7 +212,15 @@ async fn ack(State(state): State<ServerState>, headers: HeaderMap, body: Body) -
     Ok(Json(request))
 }
 
-async fn sp_associations(State(state): State<ServerState>, headers: HeaderMap, body: Body) -> Result<Json<MoveAck>, ApiError> {
+/// `POST /v1/sp/associations`, counted by outcome and code (`crate::metrics`).
+async fn sp_associations(state: State<ServerState>, headers: HeaderMap, body: Body) -> Result<Json<MoveAck>, ApiError> {
+    let metrics = state.metrics.clone();
+    let answer = receive_handover(state, headers, body).await;
+    metrics.handover(&answer);
+    answer
+}
+
+async fn receive_handover(State(state): State<ServerState>, headers: HeaderMap, body: Body) -> Result<Json<MoveAck>, ApiError> {
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let mime = content_type.split(';').next().unwrap_or("").trim();
     if !mime.eq_ignore_ascii_case("application/cose") {

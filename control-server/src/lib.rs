@@ -49,6 +49,7 @@ mod console;
 mod error;
 mod gateway_auth;
 mod mapping;
+pub mod metrics;
 mod openapi;
 mod outbox;
 mod replicas;

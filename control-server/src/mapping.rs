@@ -41,21 +41,22 @@ impl MappingTable {
         Self { store, ttl, inner: Arc::default() }
     }
 
-    /// The row of `device_id` (canonical EUI text), if the table has it.
-    pub async fn get(&self, device_id: &str) -> Result<Option<Arc<MappingRow>>, StoreError> {
+    /// The row of `device_id` (canonical EUI text), if the table has it,
+    /// and whether it came from the cache.
+    pub async fn lookup(&self, device_id: &str) -> Result<Option<(Arc<MappingRow>, bool)>, StoreError> {
         {
             let rows = self.inner.rows.read().unwrap_or_else(|p| p.into_inner());
             if let Some((at, row)) = rows.get(device_id)
                 && at.elapsed() < self.ttl
             {
-                return Ok(Some(row.clone()));
+                return Ok(Some((row.clone(), true)));
             }
         }
         let generation = self.inner.generation.load(Ordering::Acquire);
         let Some(row) = self.store.mapping(device_id).await? else { return Ok(None) };
         let row = Arc::new(row);
         self.cache(row.clone(), generation);
-        Ok(Some(row))
+        Ok(Some((row, false)))
     }
 
     fn cache(&self, row: Arc<MappingRow>, generation: u64) {

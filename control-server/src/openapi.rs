@@ -13,7 +13,7 @@ fn error_response(description: &str) -> Value {
 }
 
 /// The routes the document describes, as (method, path).
-pub const ROUTES: [(&str, &str); 7] = [
+pub const ROUTES: [(&str, &str); 8] = [
     ("post", routes::RESOLVE),
     ("get", routes::UPDATES),
     ("get", routes::UPDATES_POLL),
@@ -21,6 +21,7 @@ pub const ROUTES: [(&str, &str); 7] = [
     ("post", routes::SP_ASSOCIATIONS),
     ("get", routes::OPENAPI),
     ("get", routes::HEALTHZ),
+    ("get", routes::METRICS),
 ];
 
 pub fn document() -> Value {
@@ -147,7 +148,17 @@ pub fn document() -> Value {
                 }
             } },
             "/openapi.json": { "get": { "summary": "This document.", "responses": { "200": { "description": "OpenAPI 3.1", "content": { "application/json": {} } } } } },
-            "/healthz": { "get": { "summary": "Liveness.", "responses": { "200": { "description": "ok", "content": { "text/plain": {} } } } } }
+            "/healthz": { "get": { "summary": "Liveness.", "responses": { "200": { "description": "ok", "content": { "text/plain": {} } } } } },
+            "/metrics": { "get": {
+                "operationId": "getMetrics",
+                "summary": "Counters, gauges and histograms in the Prometheus text format 0.0.4 (resolves by outcome and source, SP validations, hand-overs, streams, outbox lag per gateway, store commits). Needs the admin token.",
+                "security": [{ "admin": [] }],
+                "responses": {
+                    "200": { "description": "the exposition", "content": { "text/plain; version=0.0.4": {} } },
+                    "401": error_response("unauthenticated: no or a wrong admin bearer token"),
+                    "403": error_response("no admin token is stored (control-server admin-token): the admin routes and /metrics are off")
+                }
+            } }
         }
     })
     .with_gateway_errors(gateway_errors, resolve_errors)

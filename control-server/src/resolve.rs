@@ -19,14 +19,30 @@ use sp_bound_id::{AccessTechnology, Eui, SpBoundId, SpIdentity};
 use crate::clock;
 use crate::error::ApiError;
 use crate::gateway_auth::AuthenticatedGateway;
+use crate::metrics::ResolveSource;
 use crate::state::ServerState;
 use crate::store::{ChangeError, ChangeSet};
 
-/// Answers one resolve request for an authenticated gateway.
+/// Answers one resolve request for an authenticated gateway (counted in
+/// [`crate::metrics`]: outcome, source, time).
 pub async fn resolve(
     state: &ServerState,
     gateway: &AuthenticatedGateway,
     request: ResolveRequest,
+) -> Result<ResolveResponse, ApiError> {
+    let started = std::time::Instant::now();
+    let mut source = ResolveSource::None;
+    let answer = resolve_from(state, gateway, request, &mut source).await;
+    state.metrics.resolved(&answer, source, started.elapsed());
+    answer
+}
+
+/// [`resolve`], noting in `source` where the answer came from.
+async fn resolve_from(
+    state: &ServerState,
+    gateway: &AuthenticatedGateway,
+    request: ResolveRequest,
+    source: &mut ResolveSource,
 ) -> Result<ResolveResponse, ApiError> {
     let eui = Eui::from_str(&request.device_id)
         .map_err(|e| ApiError::InvalidDeviceId(format!("device_id {:?}: {e}", request.device_id)))?;
@@ -50,11 +66,12 @@ pub async fn resolve(
         )));
     }
 
-    let row = state
+    let (row, cached) = state
         .mapping
-        .get(&device_id)
+        .lookup(&device_id)
         .await?
         .ok_or_else(|| ApiError::UnknownDevice(format!("device {device_id} is not in the mapping table")))?;
+    *source = if cached { ResolveSource::Cache } else { ResolveSource::Table };
     let now = clock::now_ms();
     let max_age_ms = i64::try_from(state.config.policy.max_age().as_millis()).unwrap_or(i64::MAX);
     let fresh = now.saturating_sub(row.validated_at) < max_age_ms;
@@ -62,6 +79,7 @@ pub async fn resolve(
     let (sp, source, validated_at, stale) = if fresh {
         (row.sp.clone(), Source::Table, row.validated_at, false)
     } else {
+        *source = ResolveSource::Sp;
         let ask = ValidateRequest {
             device_id: device_id.clone(),
             service_type: request.service_type.clone().or_else(|| row.service_type.clone()),
@@ -93,6 +111,7 @@ pub async fn resolve(
             }
             Err(e) if e.is_unreachable() && state.config.policy.allow_stale_when_sp_down => {
                 tracing::warn!(device = %device_id, error = %e, "SP unreachable; answering from the table by policy");
+                *source = ResolveSource::Stale;
                 (row.sp.clone(), Source::Table, row.validated_at, true)
             }
             Err(e) => return Err(e.into()),

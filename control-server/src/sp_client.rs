@@ -92,13 +92,21 @@ pub struct SpClient {
     http: reqwest::Client,
     timeout: Duration,
     max_redirects: usize,
+    /// Counts every call's outcome (`control_sp_validations_total`).
+    metrics: std::sync::Arc<crate::metrics::ControlMetrics>,
 }
 
 impl SpClient {
     /// Fails only if the TLS backend cannot be set up.
     pub fn new(timeout: Duration, max_redirects: usize) -> Result<Self, reqwest::Error> {
         let http = client_builder().timeout(timeout).connect_timeout(timeout).build()?;
-        Ok(Self { http, timeout, max_redirects })
+        Ok(Self { http, timeout, max_redirects, metrics: Default::default() })
+    }
+
+    /// Counts call outcomes in `metrics` (the server's) instead of a private set.
+    pub(crate) fn with_metrics(mut self, metrics: std::sync::Arc<crate::metrics::ControlMetrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// One validation call to one SP.
@@ -145,7 +153,9 @@ impl SpClient {
             let Some(sp) = store.sp(&current).await? else {
                 return Err(ValidationError::Unregistered { sp: current, chain });
             };
-            match self.validate_once(&current, &sp.base_url, request).await? {
+            let verdict = self.validate_once(&current, &sp.base_url, request).await;
+            self.metrics.sp_validation(&verdict);
+            match verdict? {
                 Verdict::Confirm => return Ok(Confirmed { sp: current, chain }),
                 Verdict::Reject { reason } => return Err(ValidationError::Rejected { sp: current, reason }),
                 Verdict::Redirect { sp: next } => {

@@ -38,6 +38,8 @@ pub struct ServerState {
     /// Permits for SP hand-overs being read and verified
     /// ([`crate::limits::Limits::max_concurrent_handovers`]).
     pub(crate) handovers: Arc<tokio::sync::Semaphore>,
+    /// What `GET /metrics` serves ([`crate::metrics`]).
+    pub(crate) metrics: Arc<crate::metrics::ControlMetrics>,
     pub(crate) config: Arc<Config>,
 }
 
@@ -46,10 +48,12 @@ impl ServerState {
     /// `store`, and builds the state.
     pub async fn new(store: Store, config: Config) -> Result<Self, StartError> {
         register(&store, &config).await?;
+        let metrics = Arc::new(crate::metrics::ControlMetrics::default());
         Ok(Self {
             mapping: MappingTable::new(store.clone(), config.policy.mapping_cache_ttl()),
             auth: GatewayAuth::new(store.clone(), config.policy.auth_cache_ttl()),
-            sp_client: SpClient::new(config.policy.sp_timeout(), config.policy.max_redirects)?,
+            sp_client: SpClient::new(config.policy.sp_timeout(), config.policy.max_redirects)?.with_metrics(metrics.clone()),
+            metrics,
             notifier: Notifier::default(),
             handovers: Arc::new(tokio::sync::Semaphore::new(config.limits.max_concurrent_handovers)),
             store,

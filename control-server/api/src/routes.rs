@@ -19,6 +19,9 @@ pub const SP_ASSOCIATIONS: &str = "/v1/sp/associations";
 pub const OPENAPI: &str = "/openapi.json";
 /// `GET`: liveness (`ok`).
 pub const HEALTHZ: &str = "/healthz";
+/// `GET`: metrics in the Prometheus text exposition format 0.0.4 (the
+/// control server's, and the gateway's and the device agent's on theirs).
+pub const METRICS: &str = "/metrics";
 
 /// Served by an SP, called by the control server:
 /// [`crate::sp::ValidateRequest`] → [`crate::sp::Verdict`].

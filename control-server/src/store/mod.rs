@@ -330,13 +330,19 @@ impl Store {
 
     /// Records that `gateway_id` asked about `device_id` (idempotent).
     pub async fn add_device_gateway(&self, device_id: &str, gateway_id: &str) -> Result<(), StoreError> {
-        on_backend!(self, pool, m => m::add_device_gateway(pool, device_id, gateway_id).await)
+        let started = std::time::Instant::now();
+        let done = on_backend!(self, pool, m => m::add_device_gateway(pool, device_id, gateway_id).await);
+        crate::metrics::store_commit("gateway_seen", started);
+        done
     }
 
     /// The SP confirmed the current association: refresh `validated_at`, and
     /// fill in the access technology if the table did not know it.
     pub async fn mark_validated(&self, device_id: &str, at: i64, access: Option<&str>) -> Result<(), StoreError> {
-        on_backend!(self, pool, m => m::mark_validated(pool, device_id, at, access).await)
+        let started = std::time::Instant::now();
+        let done = on_backend!(self, pool, m => m::mark_validated(pool, device_id, at, access).await);
+        crate::metrics::store_commit("validated", started);
+        done
     }
 
     pub async fn history(&self, device_id: &str) -> Result<Vec<HistoryRow>, StoreError> {
@@ -350,7 +356,10 @@ impl Store {
     where
         F: FnOnce(&[(String, Option<String>)]) -> Result<(), String> + Send,
     {
-        on_backend!(self, pool, m => m::apply_changes(pool, set, authorize).await)
+        let started = std::time::Instant::now();
+        let done = on_backend!(self, pool, m => m::apply_changes(pool, set, authorize).await);
+        crate::metrics::store_commit("change_set", started);
+        done
     }
 
     /// Outbox entries of a gateway with `seq > after`, in order.
@@ -363,7 +372,10 @@ impl Store {
     /// and, at most once per [`PRUNE_INTERVAL_MS`] per gateway, deletes up to
     /// [`PRUNE_CHUNK`] of its acknowledged entries older than `prune_before`.
     pub async fn ack(&self, gateway_id: &str, seq: i64, prune_before: i64) -> Result<(), AckError> {
-        on_backend!(self, pool, m => m::ack(pool, gateway_id, seq, prune_before).await)
+        let started = std::time::Instant::now();
+        let done = on_backend!(self, pool, m => m::ack(pool, gateway_id, seq, prune_before).await);
+        crate::metrics::store_commit("ack", started);
+        done
     }
 
     /// The last sequence number of each of `gateways` that exists.

@@ -11,6 +11,9 @@
 //! (`POST /v1/devices`, listed by `GET /v1/devices`), and it builds and sends
 //! signed unsolicited updates ([`send_move`]).
 //!
+//! After enrollment it verifies its devices' signed messages and signs
+//! commands for them ([`messages`]).
+//!
 //! Key file format: the 32-byte Ed25519 seed as 64 lowercase hex digits and
 //! a newline ([`write_new_key`], [`load_key`]).
 
@@ -37,6 +40,8 @@ use serde::{Deserialize, Serialize};
 use sp_bound_id::{SpBoundId, SpIdentity};
 
 use crate::unsolicited::{BuildError, MovePayloadExt};
+
+pub mod messages;
 
 /// How the simulated SP answers a validation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +98,11 @@ pub struct SimStats {
     /// Withdrawals received (`POST /v1/devices/withdraw`).
     #[serde(default)]
     pub withdrawals: u64,
+    /// Device messages that verified, and those refused (forged, replayed, unknown device).
+    #[serde(default)]
+    pub messages_verified: u64,
+    #[serde(default)]
+    pub messages_rejected: u64,
 }
 
 #[derive(Debug)]
@@ -103,6 +113,7 @@ struct Sim {
     reports: Vec<DeviceReport>,
     validate_calls: u64,
     withdrawals: u64,
+    messages: messages::Messages,
 }
 
 type Shared = Arc<Mutex<Sim>>;
@@ -213,7 +224,12 @@ async fn set_verdict(State(sim): State<Shared>, body: Bytes) -> Response {
 
 async fn stats(State(sim): State<Shared>) -> Json<SimStats> {
     let sim = lock(&sim);
-    Json(SimStats { validate_calls: sim.validate_calls, withdrawals: sim.withdrawals })
+    Json(SimStats {
+        validate_calls: sim.validate_calls,
+        withdrawals: sim.withdrawals,
+        messages_verified: sim.messages.verified,
+        messages_rejected: sim.messages.rejected,
+    })
 }
 
 /// A running simulated SP.
@@ -243,6 +259,17 @@ pub async fn start(
     default: Behaviour,
     per_device: HashMap<String, Behaviour>,
 ) -> std::io::Result<RunningSpSim> {
+    start_with_key(identity, listen, default, per_device, None).await
+}
+
+/// [`start`], with the SP's signing key for commands to its devices.
+pub async fn start_with_key(
+    identity: &str,
+    listen: SocketAddr,
+    default: Behaviour,
+    per_device: HashMap<String, Behaviour>,
+    key: Option<SigningKey>,
+) -> std::io::Result<RunningSpSim> {
     let sim: Shared = Arc::new(Mutex::new(Sim {
         identity: identity.to_owned(),
         default,
@@ -250,11 +277,16 @@ pub async fn start(
         reports: Vec::new(),
         validate_calls: 0,
         withdrawals: 0,
+        messages: messages::Messages { key, ..Default::default() },
     }));
     let router = Router::new()
         .route(routes::SP_VALIDATE, post(validate))
         .route(routes::SP_DEVICES, post(report_device).get(list_devices))
         .route(routes::SP_DEVICES_WITHDRAW, post(withdraw_device))
+        .route(control_api::device::DEVICE_MESSAGES, post(messages::receive))
+        .route(control_api::device::DEVICE_COMMANDS, get(messages::commands))
+        .route("/admin/messages", get(messages::list))
+        .route("/admin/command", post(messages::issue))
         .route("/admin/verdict", post(set_verdict))
         .route("/admin/stats", get(stats))
         .with_state(sim);

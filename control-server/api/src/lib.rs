@@ -17,6 +17,8 @@
 //! * [`sp`]: control server ↔ SP: validation, the signed move message's
 //!   payload and its acknowledgement, and the device report a gateway relays
 //!   to an SP;
+//! * [`device`]: a device ↔ its SP after enrollment: signed device messages
+//!   and signed SP commands;
 //! * [`error`]: the error body every route answers with and its stable codes;
 //! * `http_client` (feature `http-client`): redirect-free clients and bounded
 //!   reads of answer bodies;
@@ -24,6 +26,7 @@
 //!   connection cap and a header-read timeout (the control server's API and
 //!   the gateway's local API).
 
+pub mod device;
 pub mod error;
 pub mod gateway;
 pub mod routes;

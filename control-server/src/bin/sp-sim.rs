@@ -28,7 +28,7 @@ enum Command {
         /// Address to listen on; port 0 picks a free one (printed first on stdout).
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: SocketAddr,
-        /// The SP's signing key file (not needed to serve; checked if given).
+        /// The SP's signing key file: signs commands to its devices (`POST /admin/command`); without it none can be sent.
         #[arg(long)]
         key: Option<PathBuf>,
         /// Default behaviour: confirm, redirect:SP, reject or reject:REASON, slow:MS, down.
@@ -83,16 +83,14 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve { identity, listen, key, default_verdict, verdicts } => {
             sp_bound_id::SpIdentity::new(&identity).with_context(|| format!("--identity {identity:?}"))?;
-            if let Some(key) = key {
-                sp_sim::load_key(&key)?;
-            }
+            let key = key.map(|k| sp_sim::load_key(&k)).transpose()?;
             let default: Behaviour = default_verdict.parse().map_err(anyhow::Error::msg)?;
             let mut per_device = HashMap::new();
             for v in verdicts {
                 let (device, behaviour) = v.split_once('=').with_context(|| format!("--verdict {v:?} is DEVICE=BEHAVIOUR"))?;
                 per_device.insert(device.to_owned(), behaviour.parse().map_err(anyhow::Error::msg)?);
             }
-            let sim = sp_sim::start(&identity, listen, default, per_device).await?;
+            let sim = sp_sim::start_with_key(&identity, listen, default, per_device, key).await?;
             let mut stdout = std::io::stdout();
             writeln!(stdout, "listening on {}", sim.addr)?;
             stdout.flush()?;

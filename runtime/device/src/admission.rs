@@ -35,6 +35,9 @@ pub enum UnboundLabels {
 pub struct Admitted {
     pub device_half: Vec<u8>,
     pub manifest: ManifestView,
+    /// The operational app the label carries (covered by the same signature),
+    /// not yet checked against its world: see `crate::operational`.
+    pub operational: Option<Vec<u8>>,
 }
 
 /// Verifies `payload` with the device's own trusted keys, checks it names
@@ -55,7 +58,11 @@ pub fn admit_device_half(
     if target.device.is_none() && unbound == UnboundLabels::Refuse {
         return Err(DeviceFailure::UnboundLabel);
     }
-    Ok(Admitted { manifest: ManifestView::of(&bundle.manifest), device_half: bundle.halves.device })
+    Ok(Admitted {
+        manifest: ManifestView::of(&bundle.manifest),
+        device_half: bundle.halves.device,
+        operational: bundle.halves.operational,
+    })
 }
 
 #[cfg(test)]

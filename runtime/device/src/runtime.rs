@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use enrollment_host::bindings::device::DeviceHalfPre;
+use enrollment_host::bindings::operational::OperationalPre;
 use enrollment_host::frame::{
     Enrolled, Frame, Hello, PROTOCOL_VERSION, RebindSp, Signature, StatusRequest, frame_name, rebind_message,
     verify_signature,
@@ -26,6 +27,7 @@ use wasmtime::component::Linker;
 
 use crate::admission::{Admitted, UnboundLabels, admit_device_half};
 use crate::capability::DeviceHost;
+use crate::operational::OperationalHost;
 use crate::failure::DeviceFailure;
 use crate::store::{DeviceState, DeviceStore, Enrollment, StoreError};
 
@@ -62,6 +64,9 @@ pub struct DeviceRuntime {
     unbound: UnboundLabels,
     /// Record what device halves do into this trace (simulator, tests).
     trace: Option<Trace>,
+    /// Operational apps are checked against their world at admission.
+    operational_linker: Linker<OperationalHost>,
+    operational_cache: ComponentCache<PreparedHalf<OperationalPre<OperationalHost>>>,
 }
 
 impl DeviceRuntime {
@@ -75,8 +80,23 @@ impl DeviceRuntime {
         let linker = DeviceHost::linker(sandbox.engine())
             .map_err(|e| SetupError::Linker { world: "device-half", reason: format!("{e:#}") })?;
         let cache = ComponentCache::new(sandbox.config().cache_capacity);
+        let operational_linker = OperationalHost::linker(sandbox.engine())
+            .map_err(|e| SetupError::Linker { world: "operational", reason: format!("{e:#}") })?;
+        let operational_cache = ComponentCache::new(sandbox.config().cache_capacity);
         let unbound = UnboundLabels::Refuse;
-        Ok(Self { sandbox, linker, cache, store, trusted, timeouts, keep_compiled, unbound, trace: None })
+        Ok(Self {
+            sandbox,
+            linker,
+            cache,
+            store,
+            trusted,
+            timeouts,
+            keep_compiled,
+            unbound,
+            trace: None,
+            operational_linker,
+            operational_cache,
+        })
     }
 
     /// Also runs labels that name no device (packed `--unbound`), which are
@@ -152,8 +172,20 @@ impl DeviceRuntime {
 
         // The device trusts its manufacturer, not the assistant: the payload
         // must verify with the device's own keys and name this device.
-        let Admitted { device_half, manifest } =
+        let Admitted { device_half, manifest, operational } =
             admit_device_half(start.payload, &self.trusted, device, state.access, self.unbound)?;
+        // The operational app is checked now, before anything is staged: an
+        // app of the wrong world fails the enrollment, not a later activation.
+        if let Some(app) = &operational {
+            let checked = self
+                .sandbox
+                .prepare(&self.operational_cache, HalfKind::Operational, app, &self.operational_linker, OperationalPre::new)
+                .await
+                .map_err(DeviceFailure::Half)?;
+            if !self.keep_compiled {
+                self.operational_cache.remove(&checked.digest);
+            }
+        }
         let prepared = self
             .sandbox
             .prepare(&self.cache, HalfKind::Device, &device_half, &self.linker, DeviceHalfPre::new)
@@ -229,6 +261,7 @@ impl DeviceRuntime {
                 sp_endpoint: staged.binding.as_ref().and_then(|b| b.endpoint.clone()),
                 sp_public_key: staged.binding.as_ref().and_then(|b| b.public_key),
                 config: staged.config,
+                operational,
                 enrolled_by: start.assistant_key,
                 sealed: true,
             })

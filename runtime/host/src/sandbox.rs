@@ -163,6 +163,14 @@ impl HalfKind {
         }
     }
 
+    /// The one function a component of this kind exports.
+    pub fn export(self) -> &'static str {
+        match self {
+            HalfKind::Phone | HalfKind::Device => "enroll",
+            HalfKind::Operational => "activate",
+        }
+    }
+
     /// Lower-case name used in messages.
     pub fn name(self) -> &'static str {
         match self {

@@ -13,6 +13,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use enrollment_device::{AccessTechnology, Compiler, DeviceRuntime, DeviceState, DeviceStore, Eui, Link, Sandbox, SandboxConfig, Timeouts};
+use enrollment_device::operational::uplink::{HttpUplink, Uplink};
+use enrollment_device::operational::{DEFAULT_WAKE, OperationalError, OperationalRuntime};
 
 #[derive(Parser)]
 #[command(version, about = "A device waiting to be enrolled, listening on a TCP port as on its local radio link")]
@@ -67,6 +69,14 @@ enum Command {
         /// How long a half may run, in milliseconds.
         #[arg(long, default_value_t = 10_000)]
         half_deadline_ms: u64,
+        /// For a device without IP (Zigbee, Thread, BLE): the gateway's forwarding URL
+        /// (`http://GATEWAY/v1/uplink`) its operational app's messages and commands go through;
+        /// without it they go straight to the SP endpoint the enrollment stored.
+        #[arg(long)]
+        uplink_via: Option<String>,
+        /// The longest the operational app may sleep between activations, whatever it asks, in milliseconds.
+        #[arg(long, default_value_t = 86_400_000)]
+        max_wake_ms: u64,
     },
     /// Print the device's stored state as JSON (no private key).
     Show {
@@ -117,6 +127,8 @@ async fn main() -> anyhow::Result<()> {
             receive_timeout_ms,
             half_deadline_ms,
             fleet,
+            uplink_via,
+            max_wake_ms,
         } => {
             let trusted = qr_packer::TrustedKeys::from_files(&trust).context("loading the trusted manufacturer keys")?;
             let store = DeviceStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
@@ -132,9 +144,16 @@ async fn main() -> anyhow::Result<()> {
             };
             let sandbox = Arc::new(Sandbox::new(config)?);
             let timeouts = Timeouts { receive: Duration::from_millis(receive_timeout_ms), ..Timeouts::default() };
+            let store = Arc::new(store);
+            let uplink_timeout = Duration::from_secs(5);
+            let uplink: Arc<dyn Uplink> = match uplink_via {
+                Some(url) => Arc::new(HttpUplink::via(url, uplink_timeout)),
+                None => Arc::new(HttpUplink::direct(uplink_timeout)),
+            };
+            let operational = Arc::new(OperationalRuntime::new(sandbox.clone(), store.clone(), uplink)?);
             // A simulated fleet keeps compiled halves (one app, many devices);
             // a single device drops them with the rest of the enrollment.
-            let mut device = DeviceRuntime::new(sandbox, Arc::new(store), trusted, timeouts, fleet > 1)?;
+            let mut device = DeviceRuntime::new(sandbox, store, trusted, timeouts, fleet > 1)?;
             if accept_unbound {
                 device = device.accept_unbound_labels();
             }
@@ -158,8 +177,11 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
             let mut tasks = tokio::task::JoinSet::new();
+            let max_wake = Duration::from_millis(max_wake_ms.max(1));
             for (id, listener) in listeners {
-                tasks.spawn(serve_device(device.clone(), id, listener, once));
+                let enrolled = Arc::new(tokio::sync::Notify::new());
+                tokio::spawn(run_operational(operational.clone(), id, enrolled.clone(), max_wake));
+                tasks.spawn(serve_device(device.clone(), id, listener, once, enrolled));
             }
             tokio::select! {
                 done = tasks.join_next() => match done {
@@ -180,6 +202,7 @@ async fn serve_device(
     device_id: Eui,
     listener: tokio::net::TcpListener,
     once: bool,
+    enrolled: Arc<tokio::sync::Notify>,
 ) -> anyhow::Result<()> {
     loop {
         let (stream, peer) = listener.accept().await.context("accepting a connection")?;
@@ -191,13 +214,45 @@ async fn serve_device(
                 continue;
             }
             Ok(report) if report.sp_only => {
+                enrolled.notify_one();
                 println!("re-bound {} (generation {})", report.enrolled.sp_bound_id, report.generation)
             }
-            Ok(report) => println!("enrolled {} (generation {})", report.enrolled.sp_bound_id, report.generation),
+            Ok(report) => {
+                enrolled.notify_one();
+                println!("enrolled {} (generation {})", report.enrolled.sp_bound_id, report.generation)
+            }
             Err(failure) => println!("enrollment failed: {failure}"),
         }
         if once {
             std::process::exit(if result.is_ok() { 0 } else { 1 });
+        }
+    }
+}
+
+/// Runs the device's operational app for as long as the agent runs: after
+/// each activation it sleeps for what the app asked (at most `max_wake`),
+/// and a new enrollment or re-bind wakes it at once. A failed activation is
+/// logged and retried after the default interval; the device stays enrolled.
+async fn run_operational(op: Arc<OperationalRuntime>, device: Eui, enrolled: Arc<tokio::sync::Notify>, max_wake: Duration) {
+    loop {
+        let wait = match op.activate(device).await {
+            Ok(a) => {
+                tracing::info!(%device, sent = a.sent, commands = a.commands, dropped = a.dropped,
+                    wake_after_s = a.wake_after.as_secs(), "operational app activated");
+                a.wake_after
+            }
+            Err(OperationalError::NoApp(_) | OperationalError::NotEnrolled(_) | OperationalError::UnknownDevice(_)) => {
+                enrolled.notified().await;
+                continue;
+            }
+            Err(error) => {
+                tracing::warn!(%device, %error, "operational app activation failed; the device stays enrolled");
+                DEFAULT_WAKE
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait.min(max_wake)) => {}
+            _ = enrolled.notified() => {}
         }
     }
 }
@@ -225,6 +280,8 @@ fn state_json(s: &DeviceState) -> serde_json::Value {
         "sealed": s.sealed,
         "sp_bound_id": s.sp_bound_id.as_ref().map(|i| i.to_string()),
         "public_key": s.public_key.map(hex::encode),
+        "sp_endpoint": s.sp_endpoint,
+        "sp_public_key": s.sp_public_key.map(hex::encode),
         "owner": s.owner,
         "location": s.location,
         "name": s.name,

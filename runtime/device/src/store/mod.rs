@@ -84,6 +84,7 @@ use tokio::sync::oneshot;
 
 use sp_bound_id::{AccessTechnology, Eui, IdentifierError, SpBoundId};
 
+mod operational;
 mod ops;
 mod rows;
 mod schema;
@@ -91,6 +92,7 @@ mod schema;
 mod testing;
 mod writer;
 
+pub use operational::{ActivationRecord, OperationalState};
 pub use schema::SCHEMA_VERSION;
 pub use writer::{MAX_BATCH, MAX_QUEUED, WriterStats};
 
@@ -228,6 +230,10 @@ pub struct Enrollment {
     pub sp_public_key: Option<[u8; 32]>,
     /// Configuration values; they replace the stored set.
     pub config: std::collections::BTreeMap<String, Vec<u8>>,
+    /// The operational app the label carried (a component of world
+    /// `operational`, checked at admission); it replaces the stored one, and
+    /// what the old one kept is dropped.
+    pub operational: Option<Vec<u8>>,
 }
 
 /// What a successful commit or re-bind wrote.

@@ -105,7 +105,9 @@ pub(super) fn commit_in(conn: &Connection, e: &Enrollment, now: u64) -> Result<C
              enrolled_at_ms = ?12,
              enrollments = enrollments + 1,
              sp_endpoint = ?13,
-             sp_public_key = ?14
+             sp_public_key = ?14,
+             operational_app = ?15,
+             last_command_seq = 0
          WHERE device_id = ?1",
     )
     .and_then(|mut statement| {
@@ -124,12 +126,16 @@ pub(super) fn commit_in(conn: &Connection, e: &Enrollment, now: u64) -> Result<C
             to_i64(now),
             e.sp_endpoint,
             e.sp_public_key,
+            e.operational,
         ])
     })
     .during("writing the enrollment")?;
     conn.prepare_cached("DELETE FROM device_config WHERE device_id = ?1")
         .and_then(|mut statement| statement.execute([device.as_bytes()]))
         .during("replacing the configuration")?;
+    conn.prepare_cached("DELETE FROM app_kept WHERE device_id = ?1")
+        .and_then(|mut statement| statement.execute([device.as_bytes()]))
+        .during("dropping what the previous operational app kept")?;
     for (name, value) in &e.config {
         conn.prepare_cached("INSERT INTO device_config (device_id, name, value) VALUES (?1, ?2, ?3)")
             .and_then(|mut statement| statement.execute(params![device.as_bytes(), name, value]))

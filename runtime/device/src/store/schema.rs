@@ -15,7 +15,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use super::{During, StoreError};
 
 /// The schema version this runtime writes (SQLite `user_version`).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// How long a connection waits for a lock held by another process.
 pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -62,6 +62,21 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE device ADD COLUMN sp_public_key BLOB CHECK (length(sp_public_key) = 32);
 
     CREATE TABLE device_config (
+        device_id BLOB NOT NULL REFERENCES device (device_id),
+        name      TEXT NOT NULL,
+        value     BLOB NOT NULL,
+        PRIMARY KEY (device_id, name)
+    ) STRICT, WITHOUT ROWID;
+    ",
+    // Version 3: the operational app (issue 12), what it keeps between
+    // activations, and the newest SP command and device message sequence
+    // numbers (a replayed command is dropped; messages never reuse one).
+    "
+    ALTER TABLE device ADD COLUMN operational_app BLOB;
+    ALTER TABLE device ADD COLUMN last_command_seq INTEGER NOT NULL DEFAULT 0 CHECK (last_command_seq >= 0);
+    ALTER TABLE device ADD COLUMN last_message_seq INTEGER NOT NULL DEFAULT 0 CHECK (last_message_seq >= 0);
+
+    CREATE TABLE app_kept (
         device_id BLOB NOT NULL REFERENCES device (device_id),
         name      TEXT NOT NULL,
         value     BLOB NOT NULL,

@@ -126,6 +126,7 @@ pub(super) fn enrollment(device: Eui, access: AccessTechnology, generation: u64)
         sp_endpoint: Some("https://meters.sp-one.example/v1".into()),
         sp_public_key: Some([0x5B; 32]),
         config: [("report-interval".to_string(), b"900".to_vec())].into_iter().collect(),
+        operational: None,
     }
 }
 

@@ -115,12 +115,17 @@ pub(super) enum Job {
     },
 }
 
+    FinishActivation {
+        record: Box<super::ActivationRecord>,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
 /// An operation that has run, and its answer, held until the batch commits.
 pub(super) enum Outcome {
     Unit(mpsc::SyncSender<Result<(), StoreError>>, Result<(), StoreError>),
     Receipt(oneshot::Sender<Result<CommitReceipt, StoreError>>, Result<CommitReceipt, StoreError>),
 }
 
+    Done(oneshot::Sender<Result<(), StoreError>>, Result<(), StoreError>),
 impl Outcome {
     /// The batch failed: whatever this operation did is gone.
     fn fail(&mut self, error: &StoreError) {
@@ -129,6 +134,7 @@ impl Outcome {
             Self::Receipt(_, result) => *result = Err(error.clone()),
         }
     }
+            Self::Done(_, result) => *result = Err(error.clone()),
 
     fn send(self) {
         // A caller that stopped waiting is no error of ours.
@@ -141,6 +147,9 @@ impl Outcome {
             }
         }
     }
+            Self::Done(reply, result) => {
+                let _ = reply.send(result);
+            }
 }
 
 impl Operation for Job {
@@ -162,6 +171,10 @@ impl Operation for Job {
     }
 
     fn abandon(self, error: &StoreError) -> Outcome {
+            Self::FinishActivation { record, reply } => {
+                let (result, broken) = in_savepoint(conn, |c| super::operational::finish_activation_in(c, &record));
+                (Outcome::Done(reply, result), broken)
+            }
         match self {
             Self::Provision { reply, .. } => Outcome::Unit(reply, Err(error.clone())),
             Self::Commit { reply, .. } | Self::RebindSp { reply, .. } => Outcome::Receipt(reply, Err(error.clone())),
@@ -169,6 +182,7 @@ impl Operation for Job {
     }
 }
 
+            Self::FinishActivation { reply, .. } => Outcome::Done(reply, Err(error.clone())),
 /// Starts the writer thread on the write connection; it runs until the
 /// returned sender is dropped and the queue is empty.
 pub(super) fn spawn(

@@ -58,10 +58,11 @@ pub(super) fn check_half(kind: HalfKind, bytes: &[u8], max_bytes: usize) -> Resu
         return Err(HalfError::TooManyLocals { half: kind.to_string(), declared: outline.locals, max: MAX_HALF_LOCALS });
     }
     check_imports(kind, &outline)?;
-    if !outline.exports.iter().any(|n| n == "enroll") {
+    let export = kind.export();
+    if !outline.exports.iter().any(|n| n == export) {
         return Err(HalfError::WrongWorld {
             half: kind.to_string(),
-            reason: format!("it exports {:?}, not `enroll`", outline.exports),
+            reason: format!("it exports {:?}, not `{export}`", outline.exports),
         });
     }
     Ok(())

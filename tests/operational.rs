@@ -1,0 +1,225 @@
+//! The operational app after enrollment, in process: the reference meter's
+//! app reports signed readings and applies only commands its SP signed;
+//! hostile apps are stopped with specific errors and the device stays
+//! enrolled; an app of the wrong world fails the enrollment at admission.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use control_api::device::{DeviceMessage, SpCommand, command_signed_bytes, message_signed_bytes};
+use ed25519_dalek::{Signer, SigningKey};
+use end_to_end_tests::{METER_ID, assistant_services, eui, manifest, manufacturer};
+use enrollment_apps::{WIFI_METER, WIFI_METER_OPERATIONAL};
+use enrollment_assistant::{
+    AccessTechnology, AssistantRuntime, AssistantServices, ConfiguredAssistant, EnrollOptions, Eui, HalfError, Link,
+    NetworkCredentials, RelayError, RelayedDevice, ResolveError, Sandbox, SandboxConfig, ScannedApp, SpBinding, Timeouts,
+};
+use enrollment_device::operational::uplink::{Uplink, UplinkError};
+use enrollment_device::operational::{OperationalError, OperationalRuntime};
+use enrollment_device::{DeviceFailure, DeviceRuntime, DeviceStore};
+use futures::future::BoxFuture;
+use qr_packer::{Dictionary, Halves, PreparedApp};
+
+const SP_ENDPOINT: &str = "http://sp-one.invalid";
+
+/// The assistant of the tests, with an SP binding that carries the SP's key.
+struct WithSpKey {
+    inner: ConfiguredAssistant,
+    sp_key: [u8; 32],
+}
+
+impl AssistantServices for WithSpKey {
+    fn location(&self) -> Option<String> {
+        self.inner.location()
+    }
+    fn owner(&self) -> Option<String> {
+        self.inner.owner()
+    }
+    fn network_credentials(&self, technology: AccessTechnology) -> Option<NetworkCredentials> {
+        self.inner.network_credentials(technology)
+    }
+    fn resolve_sp(&self, device: Eui, access: AccessTechnology) -> BoxFuture<'_, Result<SpBinding, ResolveError>> {
+        Box::pin(async move {
+            let mut binding = self.inner.resolve_sp(device, access).await?;
+            binding.endpoint = Some(SP_ENDPOINT.into());
+            binding.public_key = Some(self.sp_key);
+            Ok(binding)
+        })
+    }
+    fn relay(&self, device: RelayedDevice) -> BoxFuture<'_, Result<(), RelayError>> {
+        self.inner.relay(device)
+    }
+}
+
+/// An SP in memory: keeps what devices send, serves the commands it holds.
+#[derive(Default)]
+struct FakeSp {
+    received: Mutex<Vec<DeviceMessage>>,
+    commands: Mutex<Vec<SpCommand>>,
+}
+
+impl Uplink for FakeSp {
+    fn send<'a>(&'a self, endpoint: &'a str, message: &'a DeviceMessage) -> BoxFuture<'a, Result<(), UplinkError>> {
+        assert_eq!(endpoint, SP_ENDPOINT, "messages go to the endpoint of the binding");
+        self.received.lock().unwrap().push(message.clone());
+        Box::pin(async { Ok(()) })
+    }
+    fn commands<'a>(&'a self, _: &'a str, identifier: &'a str, after: u64) -> BoxFuture<'a, Result<Vec<SpCommand>, UplinkError>> {
+        let list = self.commands.lock().unwrap().iter().filter(|c| c.identifier == identifier && c.seq > after).cloned().collect();
+        Box::pin(async move { Ok(list) })
+    }
+}
+
+fn command(key: &SigningKey, identifier: &str, seq: u64, body: &str) -> SpCommand {
+    let signature = key.sign(&command_signed_bytes(identifier, seq, body.as_bytes()));
+    SpCommand { identifier: identifier.into(), seq, body: hex::encode(body), signature: hex::encode(signature.to_bytes()) }
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    sandbox: Arc<Sandbox>,
+    assistant: AssistantRuntime,
+    device: DeviceRuntime,
+    sp_key: SigningKey,
+}
+
+impl Fixture {
+    fn new(half_deadline: Duration) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let sandbox = Arc::new(Sandbox::new(SandboxConfig { half_deadline, ..SandboxConfig::default() }).unwrap());
+        let sp_key = SigningKey::from_bytes(&[0x51; 32]);
+        let services = Arc::new(WithSpKey { inner: assistant_services(), sp_key: sp_key.verifying_key().to_bytes() });
+        let identity = SigningKey::from_bytes(&[0x33; 32]);
+        let assistant = AssistantRuntime::new(sandbox.clone(), services, identity, Timeouts::default()).unwrap();
+        let store = Arc::new(DeviceStore::open(&dir.path().join("device.sqlite")).unwrap());
+        store.provision(eui(METER_ID), AccessTechnology::Wifi).unwrap();
+        let device = DeviceRuntime::new(sandbox.clone(), store, manufacturer().trusted(), Timeouts::default(), true).unwrap();
+        Self { _dir: dir, sandbox, assistant, device, sp_key }
+    }
+
+    /// The meter's label with `operational` as its third component (signed
+    /// without `pack`'s checks, as a hostile manufacturer could).
+    fn label(operational: &[u8]) -> ScannedApp {
+        let halves = Halves { phone: WIFI_METER.phone.to_vec(), device: WIFI_METER.device.to_vec(), operational: Some(operational.to_vec()) };
+        let signed = PreparedApp::unchecked(halves, &Dictionary::current()).unwrap().seal(&manifest(&WIFI_METER, METER_ID), &manufacturer()).unwrap();
+        ScannedApp::from_signed(signed, &manufacturer().trusted()).unwrap()
+    }
+
+    async fn enroll(&self, operational: &[u8]) -> Result<enrollment_device::DeviceReport, DeviceFailure> {
+        let (a, b) = Link::memory_pair();
+        let app = Self::label(operational);
+        let (_, device) = tokio::join!(self.assistant.enroll(a, &app, EnrollOptions::default()), self.device.serve(eui(METER_ID), b));
+        device
+    }
+
+    fn runtime(&self, sp: Arc<FakeSp>) -> OperationalRuntime {
+        OperationalRuntime::new(self.sandbox.clone(), self.device.store().clone(), sp).unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_meter_reports_signed_readings_and_applies_only_commands_its_sp_signed() {
+    let fx = Fixture::new(Duration::from_secs(10));
+    let enrolled = fx.enroll(WIFI_METER_OPERATIONAL).await.expect("enrolled");
+    let state = fx.device.store().state(&eui(METER_ID)).unwrap().unwrap();
+    let identifier = enrolled.enrolled.sp_bound_id.clone();
+    assert!(fx.device.store().operational(&eui(METER_ID)).unwrap().is_some(), "the app is stored with the enrollment");
+    assert_eq!(state.sp_public_key, Some(fx.sp_key.verifying_key().to_bytes()));
+
+    let sp = Arc::new(FakeSp::default());
+    let runtime = fx.runtime(sp.clone());
+    let first = runtime.activate(eui(METER_ID)).await.expect("activation");
+    assert_eq!((first.sent, first.commands, first.dropped), (1, 0, 0));
+
+    // The message is the device's: it verifies with the key relayed at enrollment, and only with it.
+    let message = sp.received.lock().unwrap()[0].clone();
+    assert_eq!(message.identifier, identifier);
+    let body = hex::decode(&message.body).unwrap();
+    assert_eq!(String::from_utf8_lossy(&body), "reading=1007 seq=1");
+    let signature = hex::decode(&message.signature).unwrap();
+    let signed = message_signed_bytes(&identifier, message.seq, &body);
+    let device_key = state.public_key.unwrap();
+    assert!(enrollment_host::frame::verify_signature(&device_key, &signed, &signature));
+    let mut altered = body.clone();
+    altered[8] ^= 1; // a gateway that changes one digit
+    assert!(!enrollment_host::frame::verify_signature(&device_key, &message_signed_bytes(&identifier, message.seq, &altered), &signature));
+
+    // A command signed by another key is dropped and counted; the SP's own is applied.
+    let stranger = SigningKey::from_bytes(&[0x99; 32]);
+    sp.commands.lock().unwrap().extend([command(&stranger, &identifier, 1, "interval=1"), command(&fx.sp_key, &identifier, 2, "interval=7")]);
+    let second = runtime.activate(eui(METER_ID)).await.expect("activation");
+    assert_eq!((second.sent, second.commands, second.dropped), (1, 1, 1), "{second:?}");
+    assert_eq!(second.wake_after, Duration::from_secs(7), "the SP's interval applies");
+
+    // Replayed: the same command again (an SP or a path that repeats it) is dropped.
+    sp.commands.lock().unwrap().push(command(&fx.sp_key, &identifier, 2, "interval=1"));
+    let third = runtime.activate(eui(METER_ID)).await.expect("activation");
+    assert_eq!((third.commands, third.wake_after), (0, Duration::from_secs(7)), "{third:?}");
+    let stats = runtime.stats();
+    assert_eq!((stats.commands_accepted, stats.commands_forged), (1, 1));
+
+    // Every message carries a larger sequence number, and the app's own counter survives.
+    let received = sp.received.lock().unwrap().clone();
+    assert!(received.windows(2).all(|w| w[1].seq > w[0].seq));
+    assert_eq!(String::from_utf8_lossy(&hex::decode(&received[2].body).unwrap()), "reading=1021 seq=3");
+}
+
+// Hostile operational apps, in WAT: the imports they use, a bump allocator.
+const RUNTIME: &str = r#"
+  (import "iot-enroll:enrollment/uplink@0.2.0" "send" (func $send (param i32 i32 i32)))
+  (memory (export "memory") 1)
+  (global $heap (mut i32) (i32.const 4096))
+  (func $realloc (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+    (local $p i32)
+    (local.set $p (i32.and (i32.add (global.get $heap) (i32.sub (local.get 2) (i32.const 1)))
+                           (i32.sub (i32.const 0) (local.get 2))))
+    (global.set $heap (i32.add (local.get $p) (local.get 3)))
+    (local.get $p))
+"#;
+
+fn operational(body: &str) -> Vec<u8> {
+    let wat = format!("(module {RUNTIME} (func (export \"activate\") (result i32) (local $i i32) {body}))");
+    let mut module = wat::parse_str(&wat).unwrap_or_else(|e| panic!("bad test WAT: {e}\n{wat}"));
+    let mut resolve = wit_parser::Resolve::default();
+    let (pkg, _) = resolve.push_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../wit")).unwrap();
+    let world = resolve.select_world(&[pkg], Some("operational")).unwrap();
+    wit_component::embed_component_metadata(&mut module, &resolve, world, wit_component::StringEncoding::UTF8, false).unwrap();
+    wit_component::ComponentEncoder::default().validate(true).module(&module).unwrap().encode().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_operational_apps_are_stopped_and_the_device_stays_enrolled() {
+    let cases: [(&str, String, fn(&HalfError) -> bool); 4] = [
+        ("loops", "(loop $l (br $l)) (i32.const 0)".into(), |e| matches!(e, HalfError::DeadlineExceeded { .. })),
+        ("grows past its memory cap", "(drop (memory.grow (i32.const 64))) (unreachable)".into(), |e| matches!(e, HalfError::MemoryCap { .. })),
+        (
+            "floods sends",
+            "(loop $l (call $send (i32.const 100) (i32.const 4) (i32.const 0)) (local.set $i (i32.add (local.get $i) (i32.const 1))) (br_if $l (i32.lt_u (local.get $i) (i32.const 100000)))) (i32.const 0)".into(),
+            |e| matches!(e, HalfError::Exhausted { .. }),
+        ),
+        ("traps", "(unreachable)".into(), |e| matches!(e, HalfError::Trap { .. })),
+    ];
+    for (what, body, expected) in cases {
+        let fx = Fixture::new(Duration::from_millis(1500));
+        fx.enroll(&operational(&body)).await.unwrap_or_else(|e| panic!("{what}: the app passes admission: {e}"));
+        let before = fx.device.store().state(&eui(METER_ID)).unwrap();
+        let sp = Arc::new(FakeSp::default());
+        let runtime = fx.runtime(sp.clone());
+        match runtime.activate(eui(METER_ID)).await {
+            Err(OperationalError::App { error, .. }) => assert!(expected(&error), "{what}: {error:?}"),
+            other => panic!("{what}: {other:?}"),
+        }
+        assert!(sp.received.lock().unwrap().is_empty(), "{what}: a failed activation sends nothing");
+        assert_eq!(fx.device.store().state(&eui(METER_ID)).unwrap(), before, "{what}: the device stays enrolled, unchanged");
+        assert_eq!(runtime.stats().failed, 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operational_app_of_another_world_fails_the_enrollment_at_admission() {
+    let fx = Fixture::new(Duration::from_secs(10));
+    let before = fx.device.store().state(&eui(METER_ID)).unwrap();
+    let refused = fx.enroll(WIFI_METER.device).await.expect_err("a device half is not an operational app");
+    assert!(matches!(&refused, DeviceFailure::Half(HalfError::ForeignImport { .. } | HalfError::WrongWorld { .. })), "{refused:?}");
+    assert_eq!(fx.device.store().state(&eui(METER_ID)).unwrap(), before, "nothing committed");
+}

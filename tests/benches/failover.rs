@@ -43,7 +43,8 @@ async fn main() -> anyhow::Result<()> {
         let before = gateway.stream_state().borrow().last_seq;
         let killed = Instant::now();
         replicas.a.kill();
-        let post = replicas.hand_over(&b, SP_ONE, SP_TWO, &[device(trial)]);
+        let moved = [device(trial)];
+        let post = replicas.hand_over(&b, SP_ONE, SP_TWO, &moved);
         let on_b = wait_for(&gateway, WITHIN, "on B", |s| s.connected && s.control_url.as_deref() == Some(b.as_str()));
         let (events, on_b) = tokio::join!(post, on_b);
         anyhow::ensure!(events? == 1, "one event per hand-over");

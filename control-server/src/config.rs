@@ -34,6 +34,8 @@
 //! identity = "sp-one.example"
 //! base_url = "http://127.0.0.1:9001"
 //! public_key = "<64 hex digits: Ed25519 public key>"
+//! endpoint = "http://127.0.0.1:9001"  # where its devices and gateways reach it (resolve answers carry it)
+//! # device_public_key = "<64 hex>"    # the key devices check it with; default: public_key
 //! may_release = true               # may move its devices away …
 //! may_move_to = ["sp-two.example"] # … to these SPs ("*": any registered SP)
 //! may_claim = false                # as the new SP, may claim devices by itself
@@ -191,6 +193,15 @@ pub struct SpConfig {
     pub base_url: String,
     /// Ed25519 public key, 64 hex digits.
     pub public_key: String,
+    /// Where the SP's devices and gateways reach it (`http(s)://…`), handed
+    /// out in resolve answers and pushed events.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// The Ed25519 key devices verify the SP with, 64 hex digits; default
+    /// `public_key` (see [`crate::store::SpRecord::device_key`] for why a
+    /// separate one).
+    #[serde(default)]
+    pub device_public_key: Option<String>,
     #[serde(default)]
     pub may_release: bool,
     #[serde(default)]
@@ -210,6 +221,25 @@ pub struct MappingConfig {
     pub gateways: Vec<String>,
     /// Unix seconds; default: the time of loading.
     pub validated_at: Option<i64>,
+}
+
+/// Checks an SP endpoint: an absolute `http://` or `https://` URL without
+/// spaces or control characters, at most 256 bytes (what a device stores
+/// of it, `enrollment_host::handover::MAX_TEXT`). Returns it without a
+/// trailing `/`.
+pub fn parse_endpoint(url: &str) -> Result<String, String> {
+    let url = url.trim();
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| format!("endpoint {url:?} is not an http:// or https:// URL"))?;
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err(format!("endpoint {url:?} names no host"));
+    }
+    if url.len() > 256 || url.chars().any(|c| c.is_control() || c == ' ') {
+        return Err(format!("endpoint {url:?} is longer than 256 bytes or holds spaces or control characters"));
+    }
+    Ok(url.trim_end_matches('/').to_owned())
 }
 
 /// Parses an Ed25519 public key from hex.
@@ -243,6 +273,13 @@ impl Config {
         }
         for sp in &self.sps {
             parse_public_key(&sp.public_key).map_err(|e| ConfigError::Invalid(format!("sp {}: {e}", sp.identity)))?;
+            if let Some(key) = &sp.device_public_key {
+                parse_public_key(key)
+                    .map_err(|e| ConfigError::Invalid(format!("sp {}: device_public_key: {e}", sp.identity)))?;
+            }
+            if let Some(endpoint) = &sp.endpoint {
+                parse_endpoint(endpoint).map_err(|e| ConfigError::Invalid(format!("sp {}: {e}", sp.identity)))?;
+            }
             for target in &sp.may_move_to {
                 if target != "*" {
                     SpIdentity::new(target)

@@ -68,14 +68,16 @@ pub fn document() -> Value {
                     "subscription": { "type": "string", "description": "the gateway's subscription identity; must equal the authenticated one" },
                     "service_type": { "type": "string" },
                     "full_identifier": { "type": "boolean", "default": false } } },
-                "ResolveResponse": { "type": "object", "required": ["device_id", "sp", "service_type", "source", "validated_at", "identifier", "stale"], "properties": {
+                "ResolveResponse": { "type": "object", "required": ["device_id", "sp", "service_type", "source", "validated_at", "identifier", "stale", "sp_endpoint", "sp_public_key"], "properties": {
                     "device_id": { "type": "string", "description": "canonical EUI text" },
                     "sp": { "type": "string" },
                     "service_type": { "type": ["string", "null"] },
                     "source": { "type": "string", "enum": ["table", "sp"] },
                     "validated_at": { "type": "string", "format": "date-time" },
                     "identifier": { "type": ["string", "null"], "description": "{sp}/{access}/{EUI}, when full_identifier was asked and the access technology is known" },
-                    "stale": { "type": "boolean", "description": "the SP was unreachable and policy allowed the table's answer" } } },
+                    "stale": { "type": "boolean", "description": "the SP was unreachable and policy allowed the table's answer" },
+                    "sp_endpoint": { "type": ["string", "null"], "description": "where the SP's devices and gateways reach it (device reports: POST {sp_endpoint}/v1/devices); null when the SP was registered without one (control-server sp add --endpoint)" },
+                    "sp_public_key": { "type": ["string", "null"], "description": "Ed25519 key, 64 hex digits, devices verify the SP with: its device_public_key, else its registered public_key" } } },
                 "AssociationEvent": { "type": "object", "required": ["seq", "device_id", "sp", "previous_sp", "service_type", "changed_at", "message_id"], "properties": {
                     "seq": { "type": "integer", "minimum": 1, "description": "per gateway, dense, from 1" },
                     "device_id": { "type": "string" },
@@ -84,7 +86,9 @@ pub fn document() -> Value {
                     "access": { "type": "string", "description": "access technology, when the mapping table knows it" },
                     "service_type": { "type": ["string", "null"] },
                     "changed_at": { "type": "string", "format": "date-time" },
-                    "message_id": { "type": "string" } } },
+                    "message_id": { "type": "string" },
+                    "sp_endpoint": { "type": "string", "description": "the new SP's endpoint, when it registered one" },
+                    "sp_public_key": { "type": "string", "description": "the new SP's device-facing Ed25519 key, hex" } } },
                 "PollResponse": { "type": "object", "required": ["events", "next"], "properties": {
                     "events": { "type": "array", "items": { "$ref": "#/components/schemas/AssociationEvent" } },
                     "next": { "type": "integer", "description": "pass as `after` next time" } } },

@@ -8,7 +8,10 @@
 //! a rejection or failure is a specific error. An unreachable SP is an error
 //! unless the operator's policy allows the table's stale answer, which is
 //! then marked `"stale": true`. In full-identifier mode the answer also
-//! carries the device's complete SP-bound identifier.
+//! carries the device's complete SP-bound identifier. Every answer carries
+//! what the device needs to talk to its SP, the SP's endpoint and
+//! device-facing key (issue 12): the gateway relays to that endpoint and
+//! hands both to the device, so no gateway keeps a list of SP addresses.
 
 use std::str::FromStr;
 
@@ -135,7 +138,16 @@ async fn resolve_from(
         None
     };
 
+    // What the device needs to reach its SP: its endpoint and device-facing
+    // key, as registered (`control-server sp add --endpoint`).
+    let record = state.store.sp(&sp).await?.ok_or_else(|| {
+        ApiError::UnregisteredTargetSp(format!(
+            "device {device_id} is mapped to SP {sp:?}, which is not registered: register it (control-server sp add --identity {sp} --endpoint URL …)"
+        ))
+    })?;
     Ok(ResolveResponse {
+        sp_endpoint: record.endpoint.clone(),
+        sp_public_key: Some(hex::encode(record.device_key())),
         device_id,
         sp,
         service_type: row.service_type.clone(),

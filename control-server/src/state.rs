@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::clock;
-use crate::config::{Config, parse_public_key};
+use crate::config::{Config, parse_endpoint, parse_public_key};
 use crate::gateway_auth::{GatewayAuth, hash_credential};
 use crate::mapping::MappingTable;
 use crate::outbox::Notifier;
@@ -71,11 +71,15 @@ pub async fn register(store: &Store, config: &Config) -> Result<(), StartError> 
     }
     for sp in &config.sps {
         let key = parse_public_key(&sp.public_key).map_err(StartError::Config)?;
+        let device_key = sp.device_public_key.as_deref().map(parse_public_key).transpose().map_err(StartError::Config)?;
+        let endpoint = sp.endpoint.as_deref().map(parse_endpoint).transpose().map_err(StartError::Config)?;
         store
             .upsert_sp(&SpRecord {
                 identity: sp.identity.as_str().to_owned(),
                 base_url: sp.base_url.clone(),
                 public_key: key.to_vec(),
+                endpoint,
+                device_public_key: device_key.map(|k| k.to_vec()),
                 may_release: sp.may_release,
                 may_claim: sp.may_claim,
                 may_move_to: sp.may_move_to.clone(),

@@ -277,6 +277,8 @@ mod tests {
             identity: identity.into(),
             base_url: "http://x".into(),
             public_key: SigningKey::from_bytes(&[1; 32]).verifying_key().to_bytes().to_vec(),
+            endpoint: None,
+            device_public_key: None,
             may_release,
             may_claim,
             may_move_to: to.iter().map(|s| s.to_string()).collect(),

@@ -187,6 +187,8 @@ async fn sp_down_or_slow_is_unreachable(backend: Backend) {
             identity: "sp-one.example".into(),
             base_url: "http://127.0.0.1:9".into(),
             public_key: sp_key("sp-one.example").verifying_key().to_bytes().to_vec(),
+            endpoint: None,
+            device_public_key: None,
             may_release: true,
             may_claim: false,
             may_move_to: vec![],
@@ -594,7 +596,52 @@ async fn openapi_is_served(backend: Backend) {
     }
 }
 
+/// Issue 12: resolve answers and pushed events carry what a device needs to
+/// talk to its SP, the endpoint and the device-facing key (the registered
+/// key unless the SP registered a separate one).
+async fn sp_details_travel_with_answers_and_events(backend: Backend) {
+    let device_key = hex::encode(sp_key("sp-two-devices").verifying_key().to_bytes());
+    let wanted = device_key.clone();
+    let Some(h) = harness(backend, one_and_two(), move |c| {
+        c.mappings.push(mapping(DEV_A, "sp-one.example", &["gw-1"], None));
+        for sp in &mut c.sps {
+            if sp.identity.as_str() == "sp-two.example" {
+                sp.device_public_key = Some(wanted.clone());
+            }
+        }
+    })
+    .await
+    else {
+        return;
+    };
+    let one = &h.sps["sp-one.example"];
+    let (status, body) = h.resolve(GW1, json!({ "device_id": DEV_A })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["sp_endpoint"], one.url(), "{body}");
+    assert_eq!(body["sp_public_key"], hex::encode(sp_key("sp-one.example").verifying_key().to_bytes()), "the registered key by default");
+
+    h.move_devices("sp-one.example", "sp-two.example", &[DEV_A]).await.expect("accepted");
+    let events = h.poll(GW1, 0).await;
+    let event = &events["events"][0];
+    assert_eq!(event["sp"], "sp-two.example", "{events}");
+    assert_eq!(event["sp_endpoint"], h.sps["sp-two.example"].url(), "{event}");
+    assert_eq!(event["sp_public_key"], device_key.as_str(), "the device-facing key, not the hand-over key: {event}");
+    let (_, body) = h.resolve(GW1, json!({ "device_id": DEV_A })).await;
+    assert_eq!((&body["sp_endpoint"], &body["sp_public_key"]), (&json!(h.sps["sp-two.example"].url()), &json!(device_key)));
+
+    // An SP registered without an endpoint: the answer says so (null), the
+    // gateway refuses to enroll to it.
+    let mut record = h.store().sp("sp-two.example").await.unwrap().unwrap();
+    record.endpoint = None;
+    h.store().upsert_sp(&record).await.unwrap();
+    let (status, body) = h.resolve(GW1, json!({ "device_id": DEV_A })).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["sp_endpoint"].is_null(), "{body}");
+    assert_eq!(body["sp_public_key"], device_key.as_str());
+}
+
 both_backends!(
+    sp_details_travel_with_answers_and_events,
     resolve_from_table,
     stale_is_validated_with_the_sp,
     redirect_then_confirm_moves_the_device,

@@ -51,6 +51,16 @@ pub struct ResolveResponse {
     /// True only when the SP could not be reached and policy allowed the table's answer.
     #[serde(default)]
     pub stale: bool,
+    /// Where the SP's devices and gateways reach it (device reports go to
+    /// `POST {sp_endpoint}/v1/devices`); `null` when the SP was registered
+    /// without one.
+    #[serde(default)]
+    pub sp_endpoint: Option<String>,
+    /// The Ed25519 key (64 hex digits) devices verify the SP with: its
+    /// device-facing key, or the key it registered. `null` only from a
+    /// control server older than this field.
+    #[serde(default)]
+    pub sp_public_key: Option<String>,
 }
 
 /// One association change as a gateway receives it (SSE `data`, or an item
@@ -68,6 +78,14 @@ pub struct AssociationEvent {
     pub access: Option<String>,
     pub changed_at: String,
     pub message_id: String,
+    /// The new SP's endpoint, as in [`ResolveResponse::sp_endpoint`]:
+    /// a gateway re-binds its devices to it with these details.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sp_endpoint: Option<String>,
+    /// The new SP's device-facing key, hex, as in [`ResolveResponse::sp_public_key`].
+    /// Absent from events stored before the control server handed it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sp_public_key: Option<String>,
 }
 
 /// The SSE `event` name of an [`AssociationEvent`] on `GET /v1/updates`.
@@ -140,9 +158,12 @@ mod tests {
             access: None,
             changed_at: "2023-11-14T22:13:20.123Z".into(),
             message_id: "m".into(),
+            sp_endpoint: None,
+            sp_public_key: None,
         };
         let json = serde_json::to_value(&event).unwrap();
         assert!(json.get("access").is_none());
+        assert!(json.get("sp_endpoint").is_none() && json.get("sp_public_key").is_none());
         assert!(json["previous_sp"].is_null());
         assert_eq!(serde_json::to_string(&Source::Sp).unwrap(), r#""sp""#);
     }

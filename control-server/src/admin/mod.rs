@@ -174,8 +174,13 @@ impl From<&HistoryRow> for HistoryView {
 pub struct SpView {
     pub identity: String,
     pub base_url: String,
-    /// Ed25519, hex.
+    /// Ed25519, hex: verifies its signed hand-overs.
     pub public_key: String,
+    /// Where its devices and gateways reach it; `None`: not registered.
+    pub endpoint: Option<String>,
+    /// Ed25519, hex: the key devices verify it with (its `device_public_key`,
+    /// else `public_key`).
+    pub device_public_key: String,
     pub may_release: bool,
     pub may_move_to: Vec<String>,
     pub may_claim: bool,
@@ -189,6 +194,8 @@ impl SpView {
             identity: sp.identity.clone(),
             base_url: sp.base_url.clone(),
             public_key: hex::encode(&sp.public_key),
+            endpoint: sp.endpoint.clone(),
+            device_public_key: hex::encode(sp.device_key()),
             may_release: sp.may_release,
             may_move_to: sp.may_move_to.clone(),
             may_claim: sp.may_claim,

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use control_api::gateway::Geo;
-use control_server::config::{Config, parse_public_key};
+use control_server::config::{Config, parse_endpoint, parse_public_key};
 use control_server::store::{SpRecord, Store};
 use control_server::{ServerState, hash_credential, start, validate_gateway_id};
 use sp_bound_id::SpIdentity;
@@ -109,9 +109,15 @@ enum SpCommand {
         /// Where the SP answers validations (`POST {base_url}/v1/validate`).
         #[arg(long)]
         base_url: String,
-        /// Ed25519 public key, 64 hex digits.
+        /// Ed25519 public key, 64 hex digits: verifies the SP's signed hand-overs.
         #[arg(long)]
         public_key: String,
+        /// Where the SP's devices and gateways reach it (device reports: `POST {endpoint}/v1/devices`); handed to gateways and devices in resolve answers and pushed events. Without it devices cannot be enrolled to this SP.
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// The Ed25519 key (64 hex digits) devices verify the SP with, if not --public-key (keeps the hand-over key off the SP's device servers).
+        #[arg(long)]
+        device_public_key: Option<String>,
         /// May move its devices away…
         #[arg(long)]
         may_release: bool,
@@ -190,9 +196,17 @@ async fn main() -> anyhow::Result<()> {
             }
             println!("gateway {id} revoked");
         }
-        Command::Sp { command: SpCommand::Add { identity, base_url, public_key, may_release, may_move_to, may_claim } } => {
+        Command::Sp {
+            command: SpCommand::Add { identity, base_url, public_key, endpoint, device_public_key, may_release, may_move_to, may_claim },
+        } => {
             let identity = SpIdentity::new(&identity).with_context(|| format!("--identity {identity:?}"))?;
-            let key = parse_public_key(&public_key).map_err(anyhow::Error::msg)?;
+            let key = parse_public_key(&public_key).map_err(|e| anyhow::anyhow!("--public-key: {e}"))?;
+            let device_key = device_public_key
+                .as_deref()
+                .map(parse_public_key)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--device-public-key: {e}"))?;
+            let endpoint = endpoint.as_deref().map(parse_endpoint).transpose().map_err(|e| anyhow::anyhow!("--endpoint: {e}"))?;
             for target in &may_move_to {
                 if target != "*" {
                     SpIdentity::new(target).with_context(|| format!("--may-move-to {target:?}"))?;
@@ -203,12 +217,19 @@ async fn main() -> anyhow::Result<()> {
                     identity: identity.as_str().to_owned(),
                     base_url,
                     public_key: key.to_vec(),
+                    endpoint: endpoint.clone(),
+                    device_public_key: device_key.map(|k| k.to_vec()),
                     may_release,
                     may_claim,
                     may_move_to,
                 })
                 .await?;
-            println!("sp {identity} registered");
+            match &endpoint {
+                Some(endpoint) => println!("sp {identity} registered (endpoint {endpoint})"),
+                None => println!(
+                    "sp {identity} registered without an endpoint: gateways refuse to enroll devices to it until it has one (sp add … --endpoint URL)"
+                ),
+            }
         }
         Command::Sp { command: SpCommand::List { out } } => admin_cli::sp_list(store.clone(), &out).await?,
         Command::Sp { command: SpCommand::Show { identity, out } } => admin_cli::sp_show(store.clone(), &identity, &out).await?,

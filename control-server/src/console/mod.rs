@@ -398,20 +398,21 @@ async fn sps(State(state): State<AdminState>, headers: HeaderMap) -> Response {
     };
     let mut body = String::from(
         "<h1>Service providers</h1><table id=\"sps\"><tr><th>Identity</th><th>Base URL</th><th>Devices</th>\
-         <th>May release to</th><th>May claim</th><th>Key</th></tr>",
+         <th>May release to</th><th>May claim</th><th>Key</th><th>Endpoint</th></tr>",
     );
     for sp in &sps {
         let release = if sp.may_release { esc(&sp.may_move_to.join(", ")) } else { "<span class=\"muted\">no</span>".into() };
         let _ = write!(
             body,
-            "<tr><td>{}</td><td>{}</td><td><a href=\"/console/devices?sp={}\">{}</a></td><td>{}</td><td>{}</td><td><code>{}…</code></td></tr>",
+            "<tr><td>{}</td><td>{}</td><td><a href=\"/console/devices?sp={}\">{}</a></td><td>{}</td><td>{}</td><td><code>{}…</code></td><td>{}</td></tr>",
             esc(&sp.identity),
             esc(&sp.base_url),
             url(&sp.identity),
             sp.devices,
             release,
             if sp.may_claim { "yes" } else { "no" },
-            esc(sp.public_key.get(..16).unwrap_or(&sp.public_key))
+            esc(sp.public_key.get(..16).unwrap_or(&sp.public_key)),
+            sp.endpoint.as_deref().map(esc).unwrap_or_else(|| "<span class=\"muted\">none</span>".into())
         );
     }
     body.push_str("</table>");

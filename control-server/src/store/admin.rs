@@ -264,7 +264,7 @@ macro_rules! admin_backend {
             pub async fn list_sps(pool: &Pool) -> Result<Vec<(SpRecord, i64)>, StoreError> {
                 let rows = sqlx::query(
                     "SELECT s.identity, s.base_url, s.public_key, s.may_release, s.may_claim, s.may_move_to, \
-                       (SELECT COUNT(*) FROM mapping m WHERE m.sp = s.identity) \
+                       (SELECT COUNT(*) FROM mapping m WHERE m.sp = s.identity), s.endpoint, s.device_public_key \
                      FROM sps s ORDER BY s.identity",
                 )
                 .fetch_all(pool)
@@ -281,6 +281,8 @@ macro_rules! admin_backend {
                                 may_claim: row.try_get(4)?,
                                 may_move_to: serde_json::from_str(&move_to)
                                     .map_err(|e| StoreError::Corrupt(format!("may_move_to: {e}")))?,
+                                endpoint: row.try_get(7)?,
+                                device_public_key: row.try_get(8)?,
                             },
                             row.try_get(6)?,
                         ))

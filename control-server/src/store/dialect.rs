@@ -101,10 +101,11 @@ macro_rules! backend {
             pub async fn upsert_sp(pool: &Pool, sp: &SpRecord) -> Result<(), StoreError> {
                 let move_to = serde_json::to_string(&sp.may_move_to).map_err(corrupt)?;
                 sqlx::query(
-                    "INSERT INTO sps (identity, base_url, public_key, may_release, may_claim, may_move_to) \
-                     VALUES ($1, $2, $3, $4, $5, $6) \
+                    "INSERT INTO sps (identity, base_url, public_key, may_release, may_claim, may_move_to, endpoint, device_public_key) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
                      ON CONFLICT (identity) DO UPDATE SET base_url = excluded.base_url, public_key = excluded.public_key, \
-                       may_release = excluded.may_release, may_claim = excluded.may_claim, may_move_to = excluded.may_move_to",
+                       may_release = excluded.may_release, may_claim = excluded.may_claim, may_move_to = excluded.may_move_to, \
+                       endpoint = excluded.endpoint, device_public_key = excluded.device_public_key",
                 )
                 .bind(sp.identity.as_str())
                 .bind(sp.base_url.as_str())
@@ -112,6 +113,8 @@ macro_rules! backend {
                 .bind(sp.may_release)
                 .bind(sp.may_claim)
                 .bind(move_to)
+                .bind(sp.endpoint.as_deref())
+                .bind(sp.device_public_key.as_deref())
                 .execute(pool)
                 .await?;
                 Ok(())
@@ -119,7 +122,8 @@ macro_rules! backend {
 
             pub async fn sp(pool: &Pool, identity: &str) -> Result<Option<SpRecord>, StoreError> {
                 let row = sqlx::query(
-                    "SELECT identity, base_url, public_key, may_release, may_claim, may_move_to FROM sps WHERE identity = $1",
+                    "SELECT identity, base_url, public_key, may_release, may_claim, may_move_to, endpoint, device_public_key \
+                     FROM sps WHERE identity = $1",
                 )
                 .bind(identity)
                 .fetch_optional(pool)
@@ -133,6 +137,8 @@ macro_rules! backend {
                     may_release: row.try_get(3)?,
                     may_claim: row.try_get(4)?,
                     may_move_to: serde_json::from_str(&move_to).map_err(corrupt)?,
+                    endpoint: row.try_get(6)?,
+                    device_public_key: row.try_get(7)?,
                 }))
             }
 
@@ -384,6 +390,20 @@ macro_rules! backend {
                     }
                 }
                 let changed_at = crate::clock::rfc3339(set.at);
+                // What the devices need to reach their new SP, read in this transaction
+                // so every event carries the details the SP had when the change committed.
+                let (sp_endpoint, sp_public_key) = if events > 0 {
+                    let row = sqlx::query("SELECT endpoint, COALESCE(device_public_key, public_key) FROM sps WHERE identity = $1")
+                        .bind(set.new_sp.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    match row {
+                        Some(row) => (row.try_get::<Option<String>, _>(0)?, Some(hex::encode(row.try_get::<Vec<u8>, _>(1)?))),
+                        None => (None, None),
+                    }
+                } else {
+                    (None, None)
+                };
                 let mut rows: Vec<(&str, i64, String)> = Vec::with_capacity(events);
                 for (gateway, devices) in &per_gateway {
                     let Some(&last) = gateway_seqs.get(gateway) else {
@@ -401,6 +421,8 @@ macro_rules! backend {
                             access: access.get(c.device).cloned(),
                             changed_at: changed_at.clone(),
                             message_id: set.message_id.clone(),
+                            sp_endpoint: sp_endpoint.clone(),
+                            sp_public_key: sp_public_key.clone(),
                         };
                         let payload = serde_json::to_string(&event).map_err(corrupt)?;
                         rows.push((gateway.as_str(), first + k as i64, payload));

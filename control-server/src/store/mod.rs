@@ -73,13 +73,24 @@ pub struct GatewayRecord {
     pub last_seq: i64,
 }
 
-/// A registered SP: where to validate, which key signs its messages, and
-/// what it may do to associations.
+/// A registered SP: where to validate, which key signs its messages, where
+/// its devices reach it and with which key they check it, and what it may do
+/// to associations.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SpRecord {
     pub identity: String,
+    /// Where the control server validates associations (`POST {base_url}/v1/validate`).
     pub base_url: String,
+    /// Verifies the SP's signed hand-overs (`POST /v1/sp/associations`).
     pub public_key: Vec<u8>,
+    /// Where the SP's devices and gateways reach it: device reports
+    /// (`POST {endpoint}/v1/devices`), withdrawals, device messages. Handed
+    /// out in resolve answers and pushed events; `None` for an SP registered
+    /// without one (a gateway then refuses to enroll devices to it).
+    pub endpoint: Option<String>,
+    /// The key devices verify the SP with, when it is not `public_key`
+    /// (see [`SpRecord::device_key`]).
+    pub device_public_key: Option<Vec<u8>>,
     /// May move its own devices away to another SP.
     pub may_release: bool,
     /// As the new SP, may claim devices currently held by others (or unseen).
@@ -89,6 +100,21 @@ pub struct SpRecord {
 }
 
 impl SpRecord {
+    /// The Ed25519 key handed to devices: `device_public_key`, else the
+    /// registered `public_key`.
+    ///
+    /// Why a separate, optional key: the registered key is the SP's
+    /// control-plane key — with it an SP moves devices between SPs at the
+    /// control server, so an operator keeps it close. The device-facing key
+    /// signs commands to devices from the SP's device servers, which are far
+    /// more exposed. An SP that wants the two apart registers a
+    /// `device_public_key`: a leak of its device servers' key then reaches its
+    /// own devices only, never the associations. One that does not care
+    /// gets the registered key, with nothing more to configure.
+    pub fn device_key(&self) -> &[u8] {
+        self.device_public_key.as_deref().unwrap_or(&self.public_key)
+    }
+
     /// Whether this SP may hand its devices to `new_sp`.
     pub fn may_move_to(&self, new_sp: &str) -> bool {
         self.may_release && self.may_move_to.iter().any(|s| s == "*" || s == new_sp)
@@ -216,16 +242,18 @@ macro_rules! on_backend {
 }
 
 fn migrator(dialect: Dialect) -> Migrator {
-    let sqls: [(i64, &'static str, &'static str); 3] = match dialect {
+    let sqls: [(i64, &'static str, &'static str); 4] = match dialect {
         Dialect::Sqlite => [
             (1, "init", include_str!("../../migrations/sqlite/0001_init.sql")),
             (2, "outbox_acks", include_str!("../../migrations/sqlite/0002_outbox_acks.sql")),
             (3, "admin", include_str!("../../migrations/sqlite/0003_admin.sql")),
+            (4, "sp_endpoint", include_str!("../../migrations/sqlite/0004_sp_endpoint.sql")),
         ],
         Dialect::Postgres => [
             (1, "init", include_str!("../../migrations/postgres/0001_init.sql")),
             (2, "outbox_acks", include_str!("../../migrations/postgres/0002_outbox_acks.sql")),
             (3, "admin", include_str!("../../migrations/postgres/0003_admin.sql")),
+            (4, "sp_endpoint", include_str!("../../migrations/postgres/0004_sp_endpoint.sql")),
         ],
     };
     Migrator::with_migrations(

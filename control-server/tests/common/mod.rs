@@ -114,6 +114,8 @@ pub async fn harness(
                 identity: spec.identity.parse().unwrap(),
                 base_url: sim.url(),
                 public_key: hex::encode(sp_key(spec.identity).verifying_key().to_bytes()),
+                endpoint: Some(sim.url()),
+                device_public_key: None,
                 may_release: spec.may_release,
                 may_move_to: spec.may_move_to.iter().map(|s| s.to_string()).collect(),
                 may_claim: spec.may_claim,

@@ -276,6 +276,7 @@ fn sp_rows(sps: &[SpView]) -> Vec<Vec<String>> {
             vec![
                 s.identity.clone(),
                 s.base_url.clone(),
+                s.endpoint.clone().unwrap_or_else(|| "-".into()),
                 s.devices.to_string(),
                 if s.may_release { s.may_move_to.join(",") } else { "-".into() },
                 if s.may_claim { "yes".into() } else { "no".into() },
@@ -284,13 +285,13 @@ fn sp_rows(sps: &[SpView]) -> Vec<Vec<String>> {
         .collect()
 }
 
-const SP_HEADERS: [&str; 5] = ["SP", "BASE URL", "DEVICES", "MAY RELEASE TO", "MAY CLAIM"];
+const SP_HEADERS: [&str; 6] = ["SP", "BASE URL", "ENDPOINT", "DEVICES", "MAY RELEASE TO", "MAY CLAIM"];
 
 pub async fn sp_list(store: Store, out: &Output) -> anyhow::Result<()> {
     let sps = Admin::new(store, PushPolicy::default().rule(), "cli").sps().await.map_err(fail)?;
     emit(out, &sps, || {
         if sps.is_empty() {
-            "no SP is registered (`control-server sp add --identity … --base-url … --public-key …`)\n".into()
+            "no SP is registered (`control-server sp add --identity … --base-url … --public-key … --endpoint …`)\n".into()
         } else {
             table(&SP_HEADERS, &sp_rows(&sps))
         }
@@ -301,10 +302,12 @@ pub async fn sp_show(store: Store, identity: &str, out: &Output) -> anyhow::Resu
     let sp = Admin::new(store, PushPolicy::default().rule(), "cli").sp(identity).await.map_err(fail)?;
     emit(out, &sp, || {
         format!(
-            "sp            {}\nbase url      {}\npublic key    {}\ndevices       {}\nmay release   {}\nmay move to   {}\nmay claim     {}\n",
+            "sp            {}\nbase url      {}\npublic key    {}\nendpoint      {}\ndevice key    {}\ndevices       {}\nmay release   {}\nmay move to   {}\nmay claim     {}\n",
             sp.identity,
             sp.base_url,
             sp.public_key,
+            sp.endpoint.as_deref().unwrap_or("- (none: sp add --endpoint URL)"),
+            sp.device_public_key,
             sp.devices,
             sp.may_release,
             if sp.may_move_to.is_empty() { "-".into() } else { sp.may_move_to.join(", ") },

@@ -194,7 +194,10 @@ async fn mappings_change_at_once_with_history_and_push(backend: Backend) {
         .map(|s| (s["identity"].as_str().unwrap().to_owned(), s["devices"].as_i64().unwrap()))
         .collect();
     assert_eq!(counts, [("sp-one.example".to_owned(), 2), ("sp-two.example".to_owned(), 0)]);
-    assert_eq!(admin(&h, "GET", "/v1/admin/sps/sp-one.example", None).await.body["may_move_to"][0], "sp-two.example");
+    let one = admin(&h, "GET", "/v1/admin/sps/sp-one.example", None).await.body;
+    assert_eq!(one["may_move_to"][0], "sp-two.example");
+    assert_eq!(one["endpoint"], h.sps["sp-one.example"].url(), "{one}");
+    assert_eq!(one["device_public_key"], one["public_key"], "no device-facing key: the registered one");
     assert_eq!(admin(&h, "GET", "/v1/admin/sps/sp-nope.example", None).await.status, 404);
     assert_eq!(admin(&h, "GET", "/v1/admin/gateways/gw-9", None).await.body["error"], "unknown_gateway");
 }
@@ -354,9 +357,16 @@ async fn cli_administers_a_running_server(backend: Backend) {
     let Some(db) = database_url(backend, &dir).await else { return };
     let key = common::sp_key("sp-one.example");
     let public = hex::encode(key.verifying_key().to_bytes());
-    for identity in ["sp-one.example", "sp-two.example"] {
-        cli_ok(&db, &["sp", "add", "--identity", identity, "--base-url", "http://127.0.0.1:9", "--public-key", &public]);
-    }
+    let devices_key = hex::encode(common::sp_key("sp-one-devices").verifying_key().to_bytes());
+    let added = cli_ok(&db, &[
+        "sp", "add", "--identity", "sp-one.example", "--base-url", "http://127.0.0.1:9", "--public-key", &public,
+        "--endpoint", "http://127.0.0.1:9/", "--device-public-key", &devices_key,
+    ]);
+    assert!(added.contains("endpoint http://127.0.0.1:9"), "{added}");
+    let bare = cli_ok(&db, &["sp", "add", "--identity", "sp-two.example", "--base-url", "http://127.0.0.1:9", "--public-key", &public]);
+    assert!(bare.contains("--endpoint"), "an SP without an endpoint is registered with a warning: {bare}");
+    let refused = cli(&db, &["sp", "add", "--identity", "sp-three.example", "--base-url", "http://x", "--public-key", &public, "--endpoint", "ftp://x"]);
+    assert!(!refused.ok && refused.stderr.contains("--endpoint"), "{}", refused.stderr);
     cli_ok(&db, &["gateway", "add", "--id", "gw-1", "--credential", "secret-1"]);
 
     // Add, show, list: tables by default, JSON with --json.
@@ -439,7 +449,12 @@ async fn cli_administers_a_running_server(backend: Backend) {
     assert_eq!(by, ["admin:cli", "admin:cli"]);
     let sps = cli_ok(&db, &["sp", "list"]);
     assert!(sps.contains("sp-one.example") && sps.contains("MAY CLAIM"), "{sps}");
-    assert_eq!(json_of(&cli_ok(&db, &["sp", "show", "sp-one.example", "--json"]))["devices"], 1);
+    let one = json_of(&cli_ok(&db, &["sp", "show", "sp-one.example", "--json"]));
+    assert_eq!(one["devices"], 1);
+    assert_eq!((&one["endpoint"], &one["device_public_key"]), (&json!("http://127.0.0.1:9"), &json!(devices_key)), "{one}");
+    let two = json_of(&cli_ok(&db, &["sp", "show", "sp-two.example", "--json"]));
+    assert_eq!((&two["endpoint"], &two["device_public_key"]), (&serde_json::Value::Null, &json!(public)), "{two}");
+    assert!(cli_ok(&db, &["sp", "list"]).contains("ENDPOINT"));
     let gateways = json_of(&cli_ok(&db, &["gateway", "list", "--json"]));
     assert_eq!(gateways[0]["id"], "gw-1");
     assert_eq!(gateways[0]["devices"], 0, "gw-1 asked only about the removed device: {gateways}");

@@ -133,3 +133,80 @@ pub(super) async fn issue(State(sim): State<Shared>, body: Bytes) -> Response {
     sim.messages.commands.push(command.clone());
     (StatusCode::CREATED, Json(command)).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use control_api::device::{DEVICE_COMMANDS, DEVICE_MESSAGES, DeviceMessage, SpCommand, command_signed_bytes, message_signed_bytes};
+    use control_api::sp::DeviceReport;
+    use ed25519_dalek::{Signer, SigningKey, Verifier};
+
+    use crate::sp_sim::{Behaviour, start_with_key};
+
+    const ID: &str = "sp-one.example/wifi/AC-DE-48-00-00-80";
+
+    fn message(key: &SigningKey, seq: u64, body: &[u8]) -> DeviceMessage {
+        let signature = key.sign(&message_signed_bytes(ID, seq, body));
+        DeviceMessage { identifier: ID.into(), seq, body: hex::encode(body), signature: hex::encode(signature.to_bytes()) }
+    }
+
+    #[tokio::test]
+    async fn only_messages_signed_by_the_relayed_key_are_recorded_and_commands_are_signed() {
+        let sp_key = SigningKey::from_bytes(&[3; 32]);
+        let sim = start_with_key("sp-one.example", "127.0.0.1:0".parse().unwrap(), Behaviour::Confirm, HashMap::new(), Some(sp_key.clone()))
+            .await
+            .unwrap();
+        let http = control_api::http_client::client().unwrap();
+        let post = |m: &DeviceMessage| http.post(format!("{}{DEVICE_MESSAGES}", sim.url())).json(m).send();
+        let device = SigningKey::from_bytes(&[7; 32]);
+
+        // Before the relay: the SP does not know the device.
+        assert_eq!(post(&message(&device, 1, b"reading=1")).await.unwrap().status(), 404);
+        let report = DeviceReport {
+            identifier: ID.into(),
+            public_key: hex::encode(device.verifying_key().to_bytes()),
+            device_id: Some("AC-DE-48-00-00-80".into()),
+            relayed_by: Some("gw-1".into()),
+        };
+        assert_eq!(http.post(format!("{}/v1/devices", sim.url())).json(&report).send().await.unwrap().status(), 201);
+
+        assert_eq!(post(&message(&device, 1, b"reading=1")).await.unwrap().status(), 202);
+        // Altered on the way (a gateway changing one digit): refused.
+        let mut altered = message(&device, 2, b"reading=2");
+        altered.body = hex::encode(b"reading=9");
+        assert_eq!(post(&altered).await.unwrap().status(), 401);
+        // Signed by another key: refused. Replayed: refused.
+        assert_eq!(post(&message(&SigningKey::from_bytes(&[8; 32]), 2, b"reading=2")).await.unwrap().status(), 401);
+        assert_eq!(post(&message(&device, 1, b"reading=1")).await.unwrap().status(), 409);
+
+        let recorded: Vec<super::RecordedMessage> =
+            http.get(format!("{}/admin/messages", sim.url())).send().await.unwrap().json().await.unwrap();
+        assert_eq!(recorded.len(), 1);
+        assert_eq!(recorded[0].body, "reading=1");
+        let stats: crate::sp_sim::SimStats = http.get(format!("{}/admin/stats", sim.url())).send().await.unwrap().json().await.unwrap();
+        assert_eq!((stats.messages_verified, stats.messages_rejected), (1, 4));
+
+        // A command is signed with the SP's key, over this device and its sequence number.
+        let issued = http
+            .post(format!("{}/admin/command", sim.url()))
+            .json(&serde_json::json!({ "identifier": ID, "body": "interval=7" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(issued.status(), 201);
+        let listed: Vec<SpCommand> = http
+            .get(format!("{}{DEVICE_COMMANDS}?identifier={}&after=0", sim.url(), ID.replace('/', "%2F")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), 1);
+        let signature = ed25519_dalek::Signature::from_slice(&hex::decode(&listed[0].signature).unwrap()).unwrap();
+        let body = hex::decode(&listed[0].body).unwrap();
+        sp_key.verifying_key().verify(&command_signed_bytes(ID, 1, &body), &signature).expect("signed by the SP");
+        sim.stop().await;
+    }
+}

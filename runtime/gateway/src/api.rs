@@ -56,6 +56,7 @@ pub fn router(gateway: Arc<Gateway>, token: ApiToken, limits: ApiLimits) -> Rout
         .route("/v1/rebind-pending", post(api_rebind_pending))
         .route("/v1/in-doubt", get(api_in_doubt))
         .route("/v1/in-doubt/settle", post(api_settle_in_doubt))
+        .route(control_api::routes::METRICS, get(api_metrics))
         .layer(middleware::from_fn_with_state(deadline, within_deadline));
     bounded
         .route("/v1/stream", get(api_stream))
@@ -240,6 +241,13 @@ async fn api_rebind_pending(State(gateway): State<Arc<Gateway>>) -> Response {
     }
 }
 
+/// `GET /metrics`: the Prometheus text of [`crate::metrics`] (behind the
+/// token like the rest: see that module for why).
+async fn api_metrics(State(gateway): State<Arc<Gateway>>) -> Response {
+    let text = gateway.render_metrics().await;
+    ([(axum::http::header::CONTENT_TYPE, enrollment_metrics::CONTENT_TYPE)], text).into_response()
+}
+
 async fn api_in_doubt(State(gateway): State<Arc<Gateway>>) -> Response {
     match gateway.store().in_doubt().await {
         Ok(notes) => Json(notes).into_response(),
@@ -264,7 +272,7 @@ async fn api_settle_in_doubt(State(gateway): State<Arc<Gateway>>) -> Response {
 /// stable code, and what to do about it: a device or an SP that refused is
 /// a conflict the caller can act on, infrastructure that failed (the link,
 /// an SP out of reach) is a bad gateway, an app that failed is unprocessable.
-fn answer_for(e: &GatewayError) -> (StatusCode, &'static str, Option<&'static str>) {
+pub(crate) fn answer_for(e: &GatewayError) -> (StatusCode, &'static str, Option<&'static str>) {
     use enrollment_assistant::{EnrollError as E, RelayError};
     match e {
         GatewayError::Label(_) => (StatusCode::UNPROCESSABLE_ENTITY, "bad_label", None),

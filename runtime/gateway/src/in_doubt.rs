@@ -127,6 +127,14 @@ impl Gateway {
 
     /// Settles one note: ask the device; record, roll back, or keep it.
     pub(crate) async fn settle(&self, note: &InDoubt) -> Result<Settled, GatewayError> {
+        let settled = self.settle_asking(note).await;
+        if let Ok(outcome) = &settled {
+            self.metrics.settled(outcome);
+        }
+        settled
+    }
+
+    async fn settle_asking(&self, note: &InDoubt) -> Result<Settled, GatewayError> {
         let link = match self.connect(&note.link_addr).await {
             Ok(link) => link,
             Err(e) => return self.still_in_doubt(note, e.to_string()).await,

@@ -26,6 +26,7 @@ pub mod config;
 pub mod control;
 pub mod device_admin;
 pub mod in_doubt;
+pub mod metrics;
 pub mod openapi;
 pub mod services;
 pub mod store;
@@ -135,6 +136,8 @@ pub struct Gateway {
     settling: tokio::sync::Mutex<()>,
     /// Tells SPs to drop keys that no device committed (`in_doubt`).
     services: Option<Arc<services::GatewayServices>>,
+    /// What `GET /metrics` serves ([`metrics`]).
+    metrics: metrics::GatewayMetrics,
 }
 
 /// Where the gateway is in the control server's update stream.
@@ -174,6 +177,7 @@ impl Gateway {
             rebinding: tokio::sync::Mutex::new(()),
             settling: tokio::sync::Mutex::new(()),
             services: None,
+            metrics: metrics::GatewayMetrics::default(),
         }
     }
 
@@ -210,7 +214,9 @@ impl Gateway {
     /// Logs one INFO line with the outcome (identifier and stage timings, or
     /// the error).
     pub async fn enroll(&self, label: Label, device: SocketAddr) -> Result<GatewayEnrollment, GatewayError> {
+        let counted = self.metrics.enrollment();
         let outcome = self.enroll_once(label, device).await;
+        counted.finish(&outcome);
         match &outcome {
             Ok(e) => {
                 let t = &e.timings;
@@ -389,8 +395,10 @@ impl Gateway {
     }
 
     async fn rebind_one(&self, id: &SpBoundId, addr: &str) -> Result<RebindReport, GatewayError> {
-        let link = self.connect(addr).await?;
-        let report = rebind_sp(link, &self.identity, id.sp(), self.timeouts.protocol).await?;
+        let failed = |_: &GatewayError| self.metrics.rebind(false);
+        let link = self.connect(addr).await.inspect_err(failed)?;
+        let report = rebind_sp(link, &self.identity, id.sp(), self.timeouts.protocol).await.map_err(GatewayError::from).inspect_err(failed)?;
+        self.metrics.rebind(true);
         tracing::info!(device = %report.device, id = %report.sp_bound_id, "device re-bound");
         Ok(report)
     }

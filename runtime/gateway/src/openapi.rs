@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 
 /// Every route of the local API: method, path (OpenAPI template), operationId, summary.
-pub const ROUTES: [(&str, &str, &str, &str); 11] = [
+pub const ROUTES: [(&str, &str, &str, &str); 12] = [
     ("post", "/v1/enroll", "enrollDevice", "Enroll the device at `device` with a label (text or photo)"),
     ("get", "/v1/devices", "listDevices", "Every device this gateway knows"),
     ("get", "/v1/devices/{id}", "getDevice", "One device"),
@@ -16,6 +16,7 @@ pub const ROUTES: [(&str, &str, &str, &str); 11] = [
     ("get", "/v1/in-doubt", "listInDoubt", "Enrollments whose answer to Commit was lost, not settled yet"),
     ("post", "/v1/in-doubt/settle", "settleInDoubt", "Ask those devices what they committed, now"),
     ("get", "/v1/stream", "getStream", "The control server's update stream: connected, replica, position, counters"),
+    ("get", "/metrics", "getMetrics", "Counters and histograms, Prometheus text format 0.0.4 (`crate::metrics`)"),
     ("get", "/healthz", "getHealth", "Liveness: stream connected, enrollments in doubt (no token)"),
     ("get", "/openapi.json", "getOpenApi", "This document (no token)"),
 ];

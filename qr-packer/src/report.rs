@@ -174,8 +174,8 @@ mod tests {
         let app = enrollment_apps::ZIGBEE_SENSOR;
         let key = ManufacturerKey::from_secret("acme-1", [3; 32]).unwrap();
         let manifest = crate::manifest::reference(&app).unwrap();
-        let op = wat::parse_str(format!("(module (data \"{}\"))", "operational configuration ".repeat(8))).unwrap();
-        for operational in [None, Some(op)] {
+        // An operational app is checked against its world: the sensor's own.
+        for operational in [None, Some(enrollment_apps::ZIGBEE_SENSOR_OPERATIONAL.to_vec())] {
             for dictionary in [Dictionary::none(), Dictionary::current()] {
                 let halves = Halves { phone: app.phone.to_vec(), device: app.device.to_vec(), operational: operational.clone() };
                 let prepared = PreparedApp::prepare(halves, &dictionary).unwrap();

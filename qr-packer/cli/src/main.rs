@@ -139,9 +139,12 @@ struct HalvesArgs {
     /// The device half (a component of world device-half).
     #[arg(long, requires = "phone")]
     device: Option<PathBuf>,
-    /// An operational application or configuration to install after enrollment.
+    /// An operational application, a component of world operational, for the device to run after enrollment.
     #[arg(long)]
     operational: Option<PathBuf>,
+    /// With --app: also pack that reference app's built-in operational app (wifi-meter and zigbee-sensor have one).
+    #[arg(long, requires = "app", conflicts_with = "operational")]
+    with_operational: bool,
     /// A manufacturer dictionary file to compress with (from `train-dict --samples`); needs --dictionary-id 128..255, and readers need it listed in the signing key's public key file.
     #[arg(long, requires = "dictionary_id")]
     dictionary: Option<PathBuf>,
@@ -499,12 +502,19 @@ fn keygen(args: KeygenArgs) -> Result<ExitCode> {
 
 /// The halves to pack and the manifest defaults a reference app implies.
 fn load_halves(args: &HalvesArgs) -> Result<(Halves, Option<Manifest>)> {
-    let operational = args.operational.as_ref().map(|p| read(p)).transpose()?;
+    let mut operational = args.operational.as_ref().map(|p| read(p)).transpose()?;
     if let Some(name) = &args.app {
         let Some(app) = enrollment_apps::ALL.iter().find(|a| a.name == name) else {
             let names: Vec<_> = enrollment_apps::ALL.iter().map(|a| a.name).collect();
             bail!("no reference app {name:?}; there are {}", names.join(", "));
         };
+        if args.with_operational {
+            let Some(op) = enrollment_apps::operational(name) else {
+                let names: Vec<_> = enrollment_apps::OPERATIONAL.iter().map(|o| o.app).collect();
+                bail!("reference app {name:?} has no operational app; {} have one (or give --operational FILE)", names.join(", "));
+            };
+            operational = Some(op.component.to_vec());
+        }
         let defaults = qr_packer::manifest::reference(app)?;
         return Ok((Halves { phone: app.phone.to_vec(), device: app.device.to_vec(), operational }, Some(defaults)));
     }

@@ -46,6 +46,16 @@ fn device_half(imports: &str, body: &str) -> Vec<u8> {
     .unwrap()
 }
 
+/// An operational app (it exports `activate`, imports nothing) whose one
+/// core module has a memory and `data`.
+fn operational_app(data: &str) -> Vec<u8> {
+    wat::parse_str(format!(
+        r#"(component (core module $m (memory (export "memory") 1 2) {data} (func (export "f") (result i32) i32.const 0))
+            (core instance $i (instantiate $m)) (func (export "activate") (result (result)) (canon lift (core func $i "f"))))"#
+    ))
+    .unwrap()
+}
+
 /// Writes the wifi meter's phone half and `device` into `dir`; the pack
 /// arguments for them.
 fn custom_pair(dir: &Path, device: &[u8]) -> Vec<String> {
@@ -154,7 +164,8 @@ fn pack_that_cannot_fit_version_40_fails_with_the_breakdown() {
     // 5 KB of incompressible operational data cannot fit any QR code.
     use sha2::Digest;
     let noise: Vec<u8> = (0..160u32).flat_map(|i| sha2::Sha256::digest(i.to_le_bytes())).collect();
-    let op = wat::parse_str(format!("(module (data \"{}\"))", noise.iter().map(|b| format!("\\{b:02x}")).collect::<String>())).unwrap();
+    let data: String = noise.iter().map(|b| format!("\\{b:02x}")).collect();
+    let op = operational_app(&format!("(data (i32.const 0) \"{data}\")"));
     let op_path = dir.path().join("op.wasm");
     std::fs::write(&op_path, op).unwrap();
     let out = run(&["pack", "--app", "ble-lock", "--operational", s(&op_path), "--key", &key, "--out-dir", s(dir.path()), "--unbound"]);
@@ -512,4 +523,67 @@ fn inspect_into_a_closed_pipe_ends_quietly_and_an_svg_gets_a_hint() {
     // A missing key file is named once, not twice.
     let (_, stderr) = fails(&["verify", s(&txt), "--trusted", s(&dir.path().join("nope.pub.json"))]);
     assert_eq!(stderr.matches("No such file or directory").count(), 1, "{stderr}");
+}
+
+#[test]
+fn with_operational_packs_the_reference_apps_operational_app_and_refuses_where_there_is_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(dir.path(), "acme-1");
+    let out = s(dir.path());
+    let trusted = TrustedKeys::from_files(&[&public]).unwrap();
+    let op = enrollment_apps::operational("wifi-meter").unwrap();
+    let stripped = qr_packer::strip::strip_custom_sections(op.component).unwrap();
+    let pack = ["pack", "--app", "wifi-meter", "--with-operational", "--key", &key, "--out-dir", out, "--device-id", "AC-DE-48-00-00-80"];
+
+    // On the shipped dictionary, which knows only the halves' structure, the
+    // operational app takes the label above the default --max-version.
+    let (code, stderr) = fails(&pack);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("operational application"), "{stderr}");
+
+    let report = ok(&[&pack[..], &["--max-version", "40"]].concat());
+    assert!(report.contains("operational, stripped") && report.contains(&stripped.len().to_string()), "{report}");
+    let text = std::fs::read_to_string(dir.path().join("AC-DE-48-00-00-80.txt")).unwrap();
+    let bundle = SignedPayload::from_text(&text).unwrap().verify(&trusted).unwrap();
+    assert_eq!(bundle.halves.operational.as_deref(), Some(&stripped[..]));
+
+    // batch takes the same flag.
+    let csv = dir.path().join("devices.csv");
+    std::fs::write(&csv, "device_id\n00-0D-6F-FF-FE-00-00-02\n").unwrap();
+    let labels = dir.path().join("labels");
+    ok(&["batch", "--app", "zigbee-sensor", "--with-operational", "--max-version", "40", "--no-images", "--key", &key, "--csv", s(&csv), "--out-dir", s(&labels)]);
+    let text = std::fs::read_to_string(labels.join("00-0D-6F-FF-FE-00-00-02.txt")).unwrap();
+    let bundle = SignedPayload::from_text(&text).unwrap().verify(&trusted).unwrap();
+    let zigbee = enrollment_apps::operational("zigbee-sensor").unwrap();
+    assert_eq!(bundle.halves.operational, Some(qr_packer::strip::strip_custom_sections(zigbee.component).unwrap()));
+
+    // Without it, no operational app.
+    ok(&["pack", "--app", "wifi-meter", "--key", &key, "--out-dir", out, "--device-id", "AC-DE-48-00-00-80"]);
+    let text = std::fs::read_to_string(dir.path().join("AC-DE-48-00-00-80.txt")).unwrap();
+    assert_eq!(SignedPayload::from_text(&text).unwrap().verify(&trusted).unwrap().halves.operational, None);
+
+    let (code, stderr) = fails(&["pack", "--app", "ble-lock", "--with-operational", "--key", &key, "--out-dir", out, "--unbound"]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("\"ble-lock\" has no operational app") && stderr.contains("wifi-meter, zigbee-sensor"), "{stderr}");
+    // Only with --app, and not with --operational FILE as well.
+    let op_path = dir.path().join("op.wasm");
+    std::fs::write(&op_path, op.component).unwrap();
+    let (code, _) = fails(&["pack", "--app", "wifi-meter", "--with-operational", "--operational", s(&op_path), "--key", &key, "--out-dir", out, "--unbound"]);
+    assert_eq!(code, Some(2));
+    let phone = dir.path().join("p.wasm");
+    std::fs::write(&phone, enrollment_apps::WIFI_METER.phone).unwrap();
+    let (code, _) = fails(&["pack", "--phone", s(&phone), "--device", s(&phone), "--with-operational", "--key", &key, "--out-dir", out, "--unbound"]);
+    assert_eq!(code, Some(2));
+}
+
+#[test]
+fn pack_refuses_a_half_given_as_the_operational_app_before_signing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _) = keygen(dir.path(), "acme-1");
+    let phone = dir.path().join("p.wasm");
+    std::fs::write(&phone, enrollment_apps::WIFI_METER.phone).unwrap();
+    let (code, stderr) = fails(&["pack", "--app", "wifi-meter", "--operational", s(&phone), "--key", &key, "--out-dir", s(dir.path()), "--unbound"]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("operational"), "{stderr}");
+    assert!(!dir.path().join("wifi-meter.txt").exists(), "nothing is written");
 }

@@ -22,6 +22,7 @@
 pub mod admission;
 pub mod capability;
 mod failure;
+pub mod metrics;
 pub mod operational;
 mod rebind;
 mod runtime;

@@ -64,6 +64,8 @@ pub struct DeviceRuntime {
     unbound: UnboundLabels,
     /// Record what device halves do into this trace (simulator, tests).
     trace: Option<Trace>,
+    /// Sessions and half runs, for `GET /metrics` ([`crate::metrics`]).
+    metrics: crate::metrics::DeviceMetrics,
     /// Operational apps are checked against their world at admission.
     operational_linker: Linker<OperationalHost>,
     operational_cache: ComponentCache<PreparedHalf<OperationalPre<OperationalHost>>>,
@@ -94,6 +96,7 @@ impl DeviceRuntime {
             keep_compiled,
             unbound,
             trace: None,
+            metrics: crate::metrics::DeviceMetrics::default(),
             operational_linker,
             operational_cache,
         })
@@ -118,6 +121,11 @@ impl DeviceRuntime {
         &self.store
     }
 
+    /// Sessions and half runs so far ([`crate::metrics`]).
+    pub fn metrics(&self) -> &crate::metrics::DeviceMetrics {
+        &self.metrics
+    }
+
     /// The compiled device halves.
     pub fn cache(&self) -> &ComponentCache<PreparedHalf<DeviceHalfPre<DeviceHost>>> {
         &self.cache
@@ -128,6 +136,7 @@ impl DeviceRuntime {
     pub async fn serve(&self, device: Eui, mut link: Link) -> Result<DeviceReport, DeviceFailure> {
         let clock = session::start(&mut link, self.timeouts);
         let result = self.session(device, &mut link, clock).await;
+        self.metrics.session(&result);
         if let Err(failure) = &result {
             tracing::info!(%device, %failure, "enrollment failed; device unchanged");
             let _ = link.tx.send_last_word(Frame::Failed(failure.to_wire())).await;
@@ -202,11 +211,13 @@ impl DeviceRuntime {
         let host = DeviceHost::new(transport, manifest, device, state.access, max_memory);
         let mut store = self.sandbox.store(host);
         let until = clock.half_until(self.sandbox.config().half_deadline);
+        let ran = std::time::Instant::now();
         let result = within_deadline(HalfKind::Device, until, async {
             let instance = prepared.pre.instantiate_async(&mut store).await?;
             instance.call_enroll(&mut store).await
         })
         .await;
+        self.metrics.half_ran(ran.elapsed());
         let outcome = self.sandbox.outcome(HalfKind::Device, &mut store, result);
         let host = store.into_data();
         let outcome = outcome.map_err(|e| host.transport.explain(e));

@@ -77,6 +77,12 @@ enum Command {
         /// The longest the operational app may sleep between activations, whatever it asks, in milliseconds.
         #[arg(long, default_value_t = 86_400_000)]
         max_wake_ms: u64,
+        /// Serve `GET /metrics` (Prometheus text: sessions, failures by code, half run
+        /// and store commit times) on this address; port 0 picks one (printed as
+        /// `metrics on ADDR`). Off by default; no token: keep it on loopback or a
+        /// management network.
+        #[arg(long)]
+        metrics_listen: Option<SocketAddr>,
     },
     /// Print the device's stored state as JSON (no private key).
     Show {
@@ -129,6 +135,7 @@ async fn main() -> anyhow::Result<()> {
             fleet,
             uplink_via,
             max_wake_ms,
+            metrics_listen,
         } => {
             let trusted = qr_packer::TrustedKeys::from_files(&trust).context("loading the trusted manufacturer keys")?;
             let store = DeviceStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
@@ -175,6 +182,12 @@ async fn main() -> anyhow::Result<()> {
                 for (id, listener) in &listeners {
                     println!("device {id} at {}", listener.local_addr()?);
                 }
+            }
+            if let Some(addr) = metrics_listen {
+                let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding --metrics-listen {addr}"))?;
+                println!("metrics on {}", listener.local_addr()?);
+                let device = device.clone();
+                tokio::spawn(enrollment_device::metrics::serve_metrics(listener, move || device.render_metrics()));
             }
             let mut tasks = tokio::task::JoinSet::new();
             let max_wake = Duration::from_millis(max_wake_ms.max(1));

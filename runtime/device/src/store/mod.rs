@@ -379,6 +379,11 @@ impl DeviceStore {
         self.counters.stats()
     }
 
+    /// The writer's transactions, `BEGIN` to the answer of `COMMIT`.
+    pub fn commit_histogram(&self) -> &enrollment_metrics::Histogram {
+        &self.counters.commit
+    }
+
     /// The file this store is in.
     pub fn path(&self) -> &Path {
         &self.path

@@ -52,12 +52,25 @@ pub struct WriterStats {
 }
 
 /// What the writer counts as it goes; [`Counters::stats`] reads it.
-#[derive(Default)]
 pub(super) struct Counters {
     batches: AtomicU64,
     failed_batches: AtomicU64,
     operations: AtomicU64,
     largest_batch: AtomicU64,
+    /// Each transaction, `BEGIN` to the answer of `COMMIT` (`device_store_commit_duration_seconds`).
+    pub(super) commit: enrollment_metrics::Histogram,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Self {
+            batches: AtomicU64::new(0),
+            failed_batches: AtomicU64::new(0),
+            operations: AtomicU64::new(0),
+            largest_batch: AtomicU64::new(0),
+            commit: enrollment_metrics::Histogram::new(enrollment_metrics::COMMIT_BUCKETS),
+        }
+    }
 }
 
 impl Counters {
@@ -221,6 +234,7 @@ fn write_loop(conn: Connection, queue: mpsc::Receiver<Queued>, counters: &Counte
 /// Runs a batch in one transaction and answers every operation in it.
 fn run_batch(conn: &Connection, batch: Vec<Queued>, counters: &Counters) {
     let now = unix_ms();
+    let started = std::time::Instant::now();
     let size = batch.len() as u64;
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut broken = execute(conn, "BEGIN IMMEDIATE", "beginning a transaction").err();
@@ -245,6 +259,7 @@ fn run_batch(conn: &Connection, batch: Vec<Queued>, counters: &Counters) {
             tracing::error!(error = %e, "device store: rolling back a failed batch failed");
         }
     }
+    counters.commit.observe_duration(started.elapsed());
     counters.batches.fetch_add(1, Ordering::Relaxed);
     counters.operations.fetch_add(size, Ordering::Relaxed);
     counters.largest_batch.fetch_max(size, Ordering::Relaxed);

@@ -3,6 +3,7 @@
 //! `device-agent` processes on loopback.
 
 pub mod link_proxy;
+pub mod operational_support;
 pub mod system;
 
 use std::io::{BufRead, BufReader};

@@ -118,7 +118,18 @@ async fn main() -> anyhow::Result<()> {
             let state = store.state(&device_id).context("reading the device state")?.with_context(|| {
                 format!("device {device_id} is not in {}: check --device-id (serve provisions it on start)", db.display())
             })?;
-            println!("{}", serde_json::to_string_pretty(&state_json(&state))?);
+            let mut shown = state_json(&state);
+            if let Some(op) = store.operational(&device_id).context("reading the operational app")? {
+                let kept: serde_json::Map<String, serde_json::Value> =
+                    op.kept.iter().map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned().into())).collect();
+                shown["operational"] = serde_json::json!({
+                    "app_bytes": op.app.len(),
+                    "kept": kept,
+                    "last_command_seq": op.last_command_seq,
+                    "last_message_seq": op.last_message_seq,
+                });
+            }
+            println!("{}", serde_json::to_string_pretty(&shown)?);
             Ok(())
         }
         Command::Serve {

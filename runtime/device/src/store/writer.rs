@@ -126,28 +126,28 @@ pub(super) enum Job {
         expected_generation: u64,
         reply: oneshot::Sender<Result<CommitReceipt, StoreError>>,
     },
-}
-
     FinishActivation {
         record: Box<super::ActivationRecord>,
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
+}
+
 /// An operation that has run, and its answer, held until the batch commits.
 pub(super) enum Outcome {
     Unit(mpsc::SyncSender<Result<(), StoreError>>, Result<(), StoreError>),
     Receipt(oneshot::Sender<Result<CommitReceipt, StoreError>>, Result<CommitReceipt, StoreError>),
+    Done(oneshot::Sender<Result<(), StoreError>>, Result<(), StoreError>),
 }
 
-    Done(oneshot::Sender<Result<(), StoreError>>, Result<(), StoreError>),
 impl Outcome {
     /// The batch failed: whatever this operation did is gone.
     fn fail(&mut self, error: &StoreError) {
         match self {
             Self::Unit(_, result) => *result = Err(error.clone()),
             Self::Receipt(_, result) => *result = Err(error.clone()),
+            Self::Done(_, result) => *result = Err(error.clone()),
         }
     }
-            Self::Done(_, result) => *result = Err(error.clone()),
 
     fn send(self) {
         // A caller that stopped waiting is no error of ours.
@@ -158,11 +158,11 @@ impl Outcome {
             Self::Receipt(reply, result) => {
                 let _ = reply.send(result);
             }
-        }
-    }
             Self::Done(reply, result) => {
                 let _ = reply.send(result);
             }
+        }
+    }
 }
 
 impl Operation for Job {
@@ -180,22 +180,22 @@ impl Operation for Job {
                 let (result, broken) = in_savepoint(conn, |c| rebind_in(c, device, &new, expected_generation, now));
                 (Outcome::Receipt(reply, result), broken)
             }
-        }
-    }
-
-    fn abandon(self, error: &StoreError) -> Outcome {
             Self::FinishActivation { record, reply } => {
                 let (result, broken) = in_savepoint(conn, |c| super::operational::finish_activation_in(c, &record));
                 (Outcome::Done(reply, result), broken)
             }
+        }
+    }
+
+    fn abandon(self, error: &StoreError) -> Outcome {
         match self {
             Self::Provision { reply, .. } => Outcome::Unit(reply, Err(error.clone())),
             Self::Commit { reply, .. } | Self::RebindSp { reply, .. } => Outcome::Receipt(reply, Err(error.clone())),
+            Self::FinishActivation { reply, .. } => Outcome::Done(reply, Err(error.clone())),
         }
     }
 }
 
-            Self::FinishActivation { reply, .. } => Outcome::Done(reply, Err(error.clone())),
 /// Starts the writer thread on the write connection; it runs until the
 /// returned sender is dropped and the queue is empty.
 pub(super) fn spawn(

@@ -248,17 +248,19 @@ async fn no_service_provider_means_nothing_is_created_and_the_device_is_told_why
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_sp_rebind_is_accepted_only_from_the_assistant_the_device_enrolled_with() -> anyhow::Result<()> {
-    use enrollment_assistant::rebind::{RebindError, rebind_sp};
+    use enrollment_assistant::rebind::{NewSp, RebindError, rebind_sp};
+    use enrollment_host::frame::Frame;
     let fx = Fixture::new()?;
     let (first, _) = enroll_in_process(&fx, &WIFI_METER, METER_ID, EnrollOptions::default()).await;
     let first = first?;
     let before = fx.device.store().state(&eui(METER_ID))?.expect("provisioned");
     let sp_two = enrollment_assistant::SpIdentity::new("sp-two.example")?;
+    let new = NewSp { sp: sp_two.clone(), endpoint: Some("http://127.0.0.1:9002".into()), public_key: Some([0x22; 32]) };
     let timeout = std::time::Duration::from_secs(5);
 
     let stranger = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
     let (a, b) = Link::memory_pair();
-    let (refused, device) = tokio::join!(rebind_sp(a, &stranger, &sp_two, timeout), fx.device.serve(eui(METER_ID), b));
+    let (refused, device) = tokio::join!(rebind_sp(a, &stranger, &new, timeout), fx.device.serve(eui(METER_ID), b));
     assert!(
         matches!(&refused, Err(RebindError::Device(f)) if f.code == FailureCode::BadRebindAuthorization),
         "{refused:?}"
@@ -266,14 +268,37 @@ async fn an_sp_rebind_is_accepted_only_from_the_assistant_the_device_enrolled_wi
     assert!(device.is_err());
     assert_eq!(fx.device.store().state(&eui(METER_ID))?.as_ref(), Some(&before), "refusal changes nothing");
 
+    // The assistant on record signed for one key; someone on the link swaps in another.
+    let (mut a, b) = Link::memory_pair();
+    let swapped = async {
+        let Frame::Hello(hello) = a.rx.recv().await? else { anyhow::bail!("expected Hello") };
+        let mut request = enrollment_host::frame::RebindSp {
+            sp: sp_two.to_string(),
+            sp_endpoint: new.endpoint.clone(),
+            sp_public_key: new.public_key,
+            assistant_key: fx.identity.verifying_key().to_bytes(),
+            signature: enrollment_host::frame::Signature(Vec::new()),
+        };
+        let signed = enrollment_host::frame::rebind_sp_message(&hello.device_id, &hello.nonce, &request);
+        request.signature = enrollment_host::frame::Signature(ed25519_dalek::Signer::sign(&fx.identity, &signed).to_vec());
+        request.sp_public_key = Some([0x66; 32]);
+        a.tx.send(Frame::RebindSp(request)).await?;
+        Ok::<Frame, anyhow::Error>(a.rx.recv().await?)
+    };
+    let (answer, device) = tokio::join!(swapped, fx.device.serve(eui(METER_ID), b));
+    assert!(matches!(&answer, Ok(Frame::Failed(f)) if f.code == FailureCode::BadRebindAuthorization), "{answer:?}");
+    assert!(device.is_err());
+    assert_eq!(fx.device.store().state(&eui(METER_ID))?.as_ref(), Some(&before), "a swapped key changes nothing");
+
     let (a, b) = Link::memory_pair();
-    let (report, device) = tokio::join!(rebind_sp(a, &fx.identity, &sp_two, timeout), fx.device.serve(eui(METER_ID), b));
+    let (report, device) = tokio::join!(rebind_sp(a, &fx.identity, &new, timeout), fx.device.serve(eui(METER_ID), b));
     let report = report?;
     assert!(device?.sp_only);
     assert_eq!(report.sp_bound_id, first.relayed.sp_bound_id.with_sp(sp_two));
     let after = fx.device.store().state(&eui(METER_ID))?.expect("provisioned");
     assert_eq!(after.sp_bound_id, Some(report.sp_bound_id));
-    assert_eq!(after.public_key, before.public_key, "only the SP part changes");
+    assert_eq!(after.public_key, before.public_key, "the device's own key pair stays");
+    assert_eq!((after.sp_endpoint, after.sp_public_key), (new.endpoint, new.public_key), "the new SP's endpoint and key");
     assert_eq!(after.generation, before.generation + 1);
     Ok(())
 }

@@ -160,6 +160,9 @@ pub struct System {
     pub gateway: Service,
     pub agents: Vec<(DeviceSpec, Service, PathBuf)>,
     sp_one_key: PathBuf,
+    /// The SPs' Ed25519 public keys (hex), as registered with the control
+    /// server: the keys devices hold for their SP.
+    pub sp_public_keys: [String; 2],
     http: reqwest::Client,
 }
 
@@ -215,10 +218,10 @@ impl System {
         // The control server, on an SQLite file.
         let mut config = format!(
             "[policy]\nmax_age_secs = 0\n\n[[gateway]]\nid = \"{GATEWAY_ID}\"\ncredential = \"{GATEWAY_CREDENTIAL}\"\ngeo = {{ lat = 52.37, lon = 4.89 }}\n\n\
-             [[sp]]\nidentity = \"{SP_ONE}\"\nbase_url = \"{}\"\npublic_key = \"{sp_one_pub}\"\nmay_release = true\nmay_move_to = [\"{SP_TWO}\"]\n\n\
-             [[sp]]\nidentity = \"{SP_TWO}\"\nbase_url = \"{}\"\npublic_key = \"{sp_two_pub}\"\nmay_release = true\nmay_move_to = [\"{SP_ONE}\"]\n",
-            sp_one.url(),
-            sp_two.url()
+             [[sp]]\nidentity = \"{SP_ONE}\"\nbase_url = \"{one}\"\nendpoint = \"{one}\"\npublic_key = \"{sp_one_pub}\"\nmay_release = true\nmay_move_to = [\"{SP_TWO}\"]\n\n\
+             [[sp]]\nidentity = \"{SP_TWO}\"\nbase_url = \"{two}\"\nendpoint = \"{two}\"\npublic_key = \"{sp_two_pub}\"\nmay_release = true\nmay_move_to = [\"{SP_ONE}\"]\n",
+            one = sp_one.url(),
+            two = sp_two.url()
         );
         for d in &DEVICES {
             config.push_str(&format!(
@@ -296,13 +299,10 @@ impl System {
                  owner = \"ACME Utilities\"\nlocation = \"geo:52.3676,4.9041\"\n\n\
                  [control_server]\nurl = \"{}\"\ngateway_id = \"{GATEWAY_ID}\"\ncredential = \"{GATEWAY_CREDENTIAL}\"\n\
                  service_type = \"metering\"\ngeo = {{ lat = 52.37, lon = 4.89 }}\n\n\
-                 [sp_endpoints]\n\"{SP_ONE}\" = \"{}\"\n\"{SP_TWO}\" = \"{}\"\n\n\
                  [[networks]]\nWifi = {{ ssid = \"plant-3\", passphrase = \"correct horse battery\" }}\n\n\
                  [[networks]]\nZigbee = {{ pan_id = 6754, extended_pan_id = [221, 221, 221, 221, 221, 221, 221, 221], channel = 15, network_key = [90, 90, 90, 90, 90, 90, 90, 90, 90, 90, 90, 90, 90, 90, 90, 90] }}\n",
                 if fleet > 0 { "max_update_batch = 50\nrebind_retry_ms = 300\n" } else { "rebind_retry_ms = 300\n" },
-                control.url(),
-                sp_one.url(),
-                sp_two.url()
+                control.url()
             ),
         )?;
         let gateway_args = args(&["serve", "--config", &s(&gateway_config)]);
@@ -320,6 +320,7 @@ impl System {
             gateway,
             agents,
             sp_one_key,
+            sp_public_keys: [sp_one_pub.clone(), sp_two_pub.clone()],
             http: reqwest::Client::new(),
         })
     }

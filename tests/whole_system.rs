@@ -26,6 +26,10 @@ async fn the_demo_flow_enrolls_both_devices_and_follows_a_hand_over() -> anyhow:
         assert_eq!(dev["sealed"], true);
         assert_eq!(dev["public_key"], report["public_key"]);
         assert_eq!(gw["public_key"], report["public_key"]);
+        // The SP's communication details, from the control server to the device.
+        assert_eq!(dev["sp_endpoint"], system.sp_one.url().as_str(), "{dev}");
+        assert_eq!(dev["sp_public_key"], system.sp_public_keys[0].as_str(), "{dev}");
+        assert_eq!((&gw["sp_endpoint"], &gw["sp_public_key"]), (&dev["sp_endpoint"], &dev["sp_public_key"]), "{gw}");
     }
     let recorded = system.sp_devices(&system.sp_one).await?;
     let recorded: Vec<(String, String)> = recorded
@@ -50,6 +54,11 @@ async fn the_demo_flow_enrolls_both_devices_and_follows_a_hand_over() -> anyhow:
     assert_eq!(gw["identifier"], expected.as_str());
     assert_eq!(dev["public_key"], before["public_key"], "a hand-over keeps the key pair");
     assert_eq!(dev["generation"].as_u64(), before["generation"].as_u64().map(|g| g + 1));
+    // The whole binding moved: SP 2's endpoint and key, never SP 1's.
+    assert_eq!(dev["sp_endpoint"], system.sp_two.url().as_str(), "{dev}");
+    assert_eq!(dev["sp_public_key"], system.sp_public_keys[1].as_str(), "{dev}");
+    assert_ne!(dev["sp_public_key"], before["sp_public_key"], "the old SP's key is gone");
+    assert_eq!(gw["sp_endpoint"], system.sp_two.url().as_str(), "{gw}");
     // The sensor was not part of it.
     let sensor = &DEVICES[1];
     let gw = system.gateway_device(sensor.device_id).await?;

@@ -37,6 +37,13 @@ pub enum ResolveError {
     Rejected { device: Eui, reason: Option<String> },
     #[error("the control server could not be reached: {0}")]
     Unreachable(String),
+    /// The SP is registered without an endpoint: its device could not reach
+    /// it, so it is not enrolled to it (a definite answer, not retried).
+    #[error(
+        "service provider {sp} has no endpoint registered with the control server, so its devices could not reach it: \
+         register one (control-server sp add --identity {sp} --endpoint URL …)"
+    )]
+    NoEndpoint { sp: String },
 }
 
 /// ` (the control server: …)`, when the control server gave a reason.
@@ -58,6 +65,10 @@ pub enum RelayError {
 pub struct RelayedDevice {
     pub sp_bound_id: SpBoundId,
     pub public_key: [u8; 32],
+    /// Where the SP is reached: the endpoint of the binding resolved for
+    /// this enrollment (the relay goes there, and nowhere configured).
+    #[serde(default)]
+    pub sp_endpoint: Option<String>,
 }
 
 /// What the assisting phone or gateway knows and can reach.
@@ -362,7 +373,8 @@ impl offer::Host for PhoneHost {
                 return Ok(self.refuse(Refusal::OutOfOrder, why.into()));
             }
         }
-        self.relay = Some(RelayedDevice { sp_bound_id, public_key });
+        let sp_endpoint = self.binding.as_ref().and_then(|b| b.endpoint.clone());
+        self.relay = Some(RelayedDevice { sp_bound_id, public_key, sp_endpoint });
         Ok(Ok(()))
     }
 }

@@ -11,15 +11,18 @@
 //! ```text
 //!  assistant (gateway)                           device
 //!      <------------------ Hello (id, access, sealed, nonce)
-//!      RebindSp (new SP, assistant key, signature) --->  verify, one durable write
+//!      RebindSp (new SP, its endpoint and key,          verify, one durable write
+//!                assistant key, signature) ------->
 //!      <------------------ Rebound (new identifier, generation)
 //! ```
 //!
 //! The device accepts it only from the assistant it enrolled with (its public
 //! key is on record), only with a signature over this connection's fresh
-//! nonce, the device id and the new SP ([`rebind_sp_message`]), so a recorded
-//! request cannot be replayed and a request for one SP cannot be turned into
-//! another. The write is one transaction on the device.
+//! nonce, the device id and the new binding — SP identity, endpoint and SP
+//! key ([`rebind_sp_message`]) — so a recorded request cannot be replayed and
+//! a request for one SP cannot be turned into another or given another key.
+//! The write is one transaction on the device that replaces all three: the
+//! device never holds the new SP's identity with the old SP's key.
 
 use std::time::Duration;
 
@@ -52,14 +55,25 @@ pub struct RebindReport {
     pub generation: u64,
 }
 
-/// Assistant side: moves the device at the other end of `link` to `new_sp`,
+/// The SP a device is moved to, with what the device needs to talk to it
+/// (as the control server gave them; `None` is sent as none, and the device
+/// then holds none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSp {
+    pub sp: SpIdentity,
+    pub endpoint: Option<String>,
+    pub public_key: Option<[u8; 32]>,
+}
+
+/// Assistant side: moves the device at the other end of `link` to `new`,
 /// signing with the assistant's identity key.
 pub async fn rebind_sp(
     mut link: Link,
     identity: &SigningKey,
-    new_sp: &SpIdentity,
+    new: &NewSp,
     timeout: Duration,
 ) -> Result<RebindReport, RebindError> {
+    let new_sp = &new.sp;
     // Two waits of `timeout` at most, and no more for the whole exchange.
     link.end_session_at(timeout * 2, enrollment_host::link::DEFAULT_SEND_WAIT);
     let hello = match recv(&mut link, timeout, "waiting for the device's Hello").await? {
@@ -75,12 +89,14 @@ pub async fn rebind_sp(
         let _ = link.tx.send_last_word(Frame::Abort(WireFailure::new(FailureCode::NotEnrolled, "nothing to re-bind"))).await;
         return Err(RebindError::NotEnrolled);
     }
-    let signature = identity.sign(&rebind_sp_message(&hello.device_id, &hello.nonce, new_sp.as_str()));
-    let request = RebindSp {
+    let mut request = RebindSp {
         sp: new_sp.to_string(),
+        sp_endpoint: new.endpoint.clone(),
+        sp_public_key: new.public_key,
         assistant_key: identity.verifying_key().to_bytes(),
-        signature: Signature(signature.to_vec()),
+        signature: Signature(Vec::new()),
     };
+    request.signature = Signature(identity.sign(&rebind_sp_message(&hello.device_id, &hello.nonce, &request)).to_vec());
     link.tx
         .send(Frame::RebindSp(request))
         .await

@@ -296,7 +296,11 @@ impl DeviceRuntime {
         link: &mut Link,
     ) -> Result<DeviceReport, DeviceFailure> {
         let new = crate::rebind::authorize(&device, state, nonce, request)?;
-        let receipt = self.store.rebind_sp(device, new.clone(), state.generation).await.map_err(store_failure)?;
+        let receipt = self
+            .store
+            .rebind_sp(device, new.clone(), request.sp_endpoint.clone(), request.sp_public_key, state.generation)
+            .await
+            .map_err(store_failure)?;
         tracing::info!(%device, id = %new, generation = receipt.generation, "re-bound to another service provider");
         let _ = link.tx.send(Frame::Rebound { sp_bound_id: new.to_string(), generation: receipt.generation }).await;
         Ok(DeviceReport {

@@ -328,7 +328,6 @@ fn error(status: StatusCode, code: &str, message: String) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
     use std::time::Duration;
 
     use ed25519_dalek::SigningKey;
@@ -352,7 +351,7 @@ mod tests {
             ..ControlServerConfig::new("http://127.0.0.1:9", "gw-test", "secret")
         })
         .unwrap();
-        let services = GatewayServices::new(control.clone(), store.clone(), HashMap::new());
+        let services = GatewayServices::new(control.clone(), store.clone());
         let identity = SigningKey::from_bytes(&[9; 32]);
         let sandbox = Arc::new(Sandbox::new(SandboxConfig { max_concurrent_halves: 4, ..SandboxConfig::default() }).unwrap());
         let assistant =

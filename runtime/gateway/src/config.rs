@@ -1,13 +1,12 @@
 #![doc = include_str!("../CONFIG.md")]
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
-use enrollment_assistant::{AssistantRuntime, Compiler, NetworkCredentials, Sandbox, SandboxConfig, SetupError, SpIdentity, Timeouts};
+use enrollment_assistant::{AssistantRuntime, Compiler, NetworkCredentials, Sandbox, SandboxConfig, SetupError, Timeouts};
 use serde::Deserialize;
 
 use crate::Gateway;
@@ -63,9 +62,12 @@ pub struct GatewayConfig {
     #[serde(default)]
     pub location: Option<String>,
     pub control_server: ControlServerSection,
-    /// SP identity → base URL of its device-report endpoint.
-    #[serde(default)]
-    pub sp_endpoints: HashMap<String, String>,
+    /// Removed (issue 12): the control server gives each SP's endpoint with
+    /// every resolve answer and pushed update. Read only to refuse a file
+    /// that still has it with what to do instead ([`REMOVED_SP_ENDPOINTS`]).
+    #[serde(default, rename = "sp_endpoints")]
+    #[doc(hidden)]
+    pub removed_sp_endpoints: Option<toml::Value>,
     /// The networks devices are given (`[[networks]]`, see the module docs).
     #[serde(default)]
     pub networks: Vec<NetworkCredentials>,
@@ -182,10 +184,19 @@ impl GatewayConfig {
         let config: Self =
             toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_owned(), reason: e.to_string() })?;
         let base = path.parent().map(Path::to_owned).unwrap_or_else(|| PathBuf::from("."));
+        config.no_removed_keys()?;
         config.api_token()?;
         config.listen_addr(None)?;
         config.control_server.all_urls()?;
         Ok((config, base))
+    }
+
+    /// Refuses keys that no longer exist, saying what replaced them.
+    pub fn no_removed_keys(&self) -> Result<(), ConfigError> {
+        if self.removed_sp_endpoints.is_some() {
+            return Err(ConfigError::Invalid { key: "sp_endpoints".into(), reason: REMOVED_SP_ENDPOINTS.into() });
+        }
+        Ok(())
     }
 
     /// The local API's token, checked.
@@ -233,13 +244,8 @@ impl GatewayConfig {
             timeout: Duration::from_millis(cs.timeout_ms),
             stream_idle_timeout: Duration::from_millis(cs.stream_idle_timeout_ms.max(1)),
         })?;
-        let mut endpoints = HashMap::new();
-        for (sp, url) in &self.sp_endpoints {
-            let sp = SpIdentity::new(sp)
-                .map_err(|e| ConfigError::Invalid { key: format!("sp_endpoints.{sp:?}"), reason: e.to_string() })?;
-            endpoints.insert(sp, url.clone());
-        }
-        let mut services = GatewayServices::new(control.clone(), store.clone(), endpoints);
+        self.no_removed_keys()?;
+        let mut services = GatewayServices::new(control.clone(), store.clone());
         services.owner = self.owner.clone();
         services.location = self.location.clone();
         services.networks = self.networks.clone();
@@ -254,6 +260,11 @@ impl GatewayConfig {
             .with_services(services))
     }
 }
+
+/// Why `[sp_endpoints]` is refused.
+pub const REMOVED_SP_ENDPOINTS: &str = "[sp_endpoints] is no longer read: the control server provides each SP's endpoint \
+     (and key) with every resolve answer and pushed update now. Register it there \
+     (control-server sp add --identity SP --endpoint URL …) and delete [sp_endpoints] from this file";
 
 /// The gateway's identity key: read, or created on first start.
 fn load_or_create_identity(path: &Path) -> Result<SigningKey, ConfigError> {
@@ -315,6 +326,17 @@ mod tests {
         assert!(matches!(&refused, ConfigError::Invalid { key, .. } if key == "control_server.url"), "{refused}");
         let bad = "[control_server]\nurls = [\"127.0.0.1:2\"]\ngateway_id = \"gw-1\"\ncredential = \"c\"\n";
         assert!(load(&format!("{MINIMAL}{token}{bad}")).is_err(), "a URL needs its scheme");
+    }
+
+    #[test]
+    fn a_file_with_sp_endpoints_is_refused_with_what_replaced_it() {
+        let token = "api_token = \"0123456789abcdef\"\n";
+        let old = "[sp_endpoints]\n\"sp-one.example\" = \"http://127.0.0.1:9001\"\n";
+        let refused = load(&format!("{MINIMAL}{token}{CONTROL}{old}")).unwrap_err();
+        assert!(matches!(&refused, ConfigError::Invalid { key, .. } if key == "sp_endpoints"), "{refused}");
+        assert!(refused.to_string().contains("control-server sp add --identity SP --endpoint URL"), "{refused}");
+        let empty = load(&format!("{MINIMAL}{token}{CONTROL}[sp_endpoints]\n")).unwrap_err();
+        assert!(empty.to_string().contains("the control server provides"), "even an empty table: {empty}");
     }
 
     #[test]

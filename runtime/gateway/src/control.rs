@@ -60,6 +60,15 @@ pub use control_api::gateway::Geo;
 use crate::store::AssociationUpdate;
 use crate::update_stream::{MAX_EVENT_BYTES, guard};
 
+/// A resolve answer: the device's SP and what its devices need to reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedSp {
+    pub sp: SpIdentity,
+    /// `None`: the SP was registered without one.
+    pub endpoint: Option<String>,
+    pub public_key: Option<[u8; 32]>,
+}
+
 /// Largest answer body read from the control server (a resolve answer or an
 /// error body is a short JSON object).
 pub const CONTROL_ANSWER_MAX: usize = 64 * 1024;
@@ -251,6 +260,12 @@ impl ControlServer {
     /// Asks for the SP identity of `device`, from the first replica that
     /// can be reached.
     pub async fn resolve(&self, device: Eui, access: AccessTechnology) -> Result<SpIdentity, ControlError> {
+        self.resolve_sp(device, access).await.map(|resolved| resolved.sp)
+    }
+
+    /// Asks for the SP of `device` with what its devices need to talk to it
+    /// (endpoint, key), from the first replica that can be reached.
+    pub async fn resolve_sp(&self, device: Eui, access: AccessTechnology) -> Result<ResolvedSp, ControlError> {
         let body = ResolveRequest {
             device_id: device.to_string(),
             access: Some(access.as_str().to_owned()),
@@ -263,7 +278,7 @@ impl ControlServer {
         self.on_some_replica(|base| self.resolve_at(base, device, body)).await
     }
 
-    async fn resolve_at(&self, base: &str, device: Eui, body: &ResolveRequest) -> Result<SpIdentity, ControlError> {
+    async fn resolve_at(&self, base: &str, device: Eui, body: &ResolveRequest) -> Result<ResolvedSp, ControlError> {
         let response = self
             .http
             .post(format!("{base}{}", routes::RESOLVE))
@@ -279,8 +294,17 @@ impl ControlServer {
         if status.is_success() {
             let resolved: ResolveResponse =
                 serde_json::from_slice(&bytes).map_err(|e| ControlError::Malformed(format!("resolve answer: {e}")))?;
-            return SpIdentity::new(&resolved.sp)
-                .map_err(|e| ControlError::Malformed(format!("resolve answer names SP {:?}: {e}", resolved.sp)));
+            let sp = SpIdentity::new(&resolved.sp)
+                .map_err(|e| ControlError::Malformed(format!("resolve answer names SP {:?}: {e}", resolved.sp)))?;
+            let public_key = resolved
+                .sp_public_key
+                .as_deref()
+                .map(|k| {
+                    crate::store::parse_sp_key(k)
+                        .ok_or_else(|| ControlError::Malformed(format!("resolve answer: sp_public_key {k:?} is not 64 hex digits")))
+                })
+                .transpose()?;
+            return Ok(ResolvedSp { sp, endpoint: resolved.sp_endpoint, public_key });
         }
         let body: Option<ErrorBody> = serde_json::from_slice(&bytes).ok();
         let known = body.as_ref().and_then(|b| b.code().ok());
@@ -584,7 +608,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::store::GatewayStore::open(&dir.path().join("gateway.sqlite")).unwrap();
         let control = client(&base, Duration::from_millis(200));
-        let services = crate::services::GatewayServices::new(control.clone(), store.clone(), Default::default());
+        let services = crate::services::GatewayServices::new(control.clone(), store.clone());
         let identity = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
         let sandbox = Arc::new(Sandbox::new(SandboxConfig { max_concurrent_halves: 1, ..SandboxConfig::default() }).unwrap());
         let assistant = AssistantRuntime::new(sandbox, Arc::new(services), identity.clone(), Timeouts::default()).unwrap();

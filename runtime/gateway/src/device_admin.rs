@@ -51,10 +51,10 @@ impl Gateway {
         if record.state != DeviceStatus::Enrolled {
             return Err(DeviceAdminError::NotEnrolled { device, reason: "only known from the control server" });
         }
-        let (Some(id), Some(addr)) = (record.identifier, record.link_addr) else {
+        let (Some(id), Some(addr)) = (record.identifier.clone(), record.link_addr.clone()) else {
             return Err(DeviceAdminError::NotEnrolled { device, reason: "no identifier or link address on record" });
         };
-        let report = self.rebind_one(&id, &addr).await?;
+        let report = self.rebind_one(&id, &record.sp_endpoint, &record.sp_public_key, &addr).await?;
         self.store.rebind_done(report.sp_bound_id.clone(), report.generation).await.map_err(GatewayError::from)?;
         self.stream_state.send_modify(|s| s.rebinds_done += 1);
         Ok(report)
@@ -76,17 +76,18 @@ impl Gateway {
         {
             let mut key = [0u8; 32];
             if hex::decode_to_slice(hex_key, &mut key).is_ok() {
-                keys.push((id.clone(), key));
+                keys.push((id.clone(), key, r.sp_endpoint.clone()));
             }
         }
-        keys.extend(notes.iter().map(|n| (n.identifier.clone(), n.public_key)));
+        // A note's key went to the endpoint noted with it (its SP may have changed since).
+        keys.extend(notes.iter().map(|n| (n.identifier.clone(), n.public_key, n.sp_endpoint.clone())));
         let mut withdrawn_at_sp = 0;
-        for (id, key) in &keys {
+        for (id, key, endpoint) in &keys {
             let Some(services) = &self.services else {
                 return Err(DeviceAdminError::SpNotTold { device, cause: "the gateway was built without its SP client".into() });
             };
             withdrawn_at_sp += services
-                .withdraw(id, key)
+                .withdraw(id, key, endpoint.as_deref())
                 .await
                 .map_err(|e| DeviceAdminError::SpNotTold { device, cause: e.to_string() })?;
         }

@@ -84,7 +84,7 @@ impl CommitJournal for EnrollJournal {
         Box::pin(async move {
             let id = staged.sp_bound_id.clone();
             self.store
-                .record_in_doubt(id.clone(), staged.public_key, self.link_addr.clone(), rebind)
+                .record_in_doubt(id.clone(), staged.public_key, self.link_addr.clone(), rebind, staged.sp_endpoint.clone())
                 .await
                 .map_err(|e| e.to_string())?;
             let note = InDoubt {
@@ -93,6 +93,7 @@ impl CommitJournal for EnrollJournal {
                 public_key: staged.public_key,
                 link_addr: self.link_addr.clone(),
                 rebind,
+                sp_endpoint: staged.sp_endpoint.clone(),
                 since_ms: 0,
                 attempts: 0,
                 last_error: None,
@@ -163,7 +164,7 @@ impl Gateway {
         let Some(services) = &self.services else {
             return self.still_in_doubt(note, "no SP client: the gateway was built without its services".into()).await;
         };
-        match services.withdraw(&note.identifier, &note.public_key).await {
+        match services.withdraw(&note.identifier, &note.public_key, note.sp_endpoint.as_deref()).await {
             Ok(dropped) => {
                 self.store.settle_rolled_back(note).await?;
                 Ok(Settled::RolledBack { dropped })

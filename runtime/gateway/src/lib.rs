@@ -40,7 +40,7 @@ use ed25519_dalek::SigningKey;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use enrollment_assistant::rebind::{RebindError, RebindReport, rebind_sp};
+use enrollment_assistant::rebind::{NewSp, RebindError, RebindReport, rebind_sp};
 use enrollment_assistant::{
     AssistantRuntime, EnrollError, EnrollOptions, EnrollmentReport, LabelError, Link, ScannedApp, StageTimings, Timeouts,
 };
@@ -374,7 +374,7 @@ impl Gateway {
         let mut results = Vec::new();
         for device in self.store.pending_rebinds().await? {
             let (Some(id), Some(addr)) = (device.identifier.clone(), device.link_addr.clone()) else { continue };
-            let outcome = self.rebind_one(&id, &addr).await;
+            let outcome = self.rebind_one(&id, &device.sp_endpoint, &device.sp_public_key, &addr).await;
             if let Ok(report) = &outcome {
                 self.store.rebind_done(report.sp_bound_id.clone(), report.generation).await?;
                 self.stream_state.send_modify(|s| s.rebinds_done += 1);
@@ -394,10 +394,25 @@ impl Gateway {
         Ok(Link::tcp(stream))
     }
 
-    async fn rebind_one(&self, id: &SpBoundId, addr: &str) -> Result<RebindReport, GatewayError> {
+    /// Moves the device at `addr` to `id`'s SP with that SP's endpoint and key
+    /// as the store holds them from the control server (all three replace
+    /// the device's binding; absent ones are sent as absent, never the old
+    /// SP's).
+    async fn rebind_one(
+        &self,
+        id: &SpBoundId,
+        sp_endpoint: &Option<String>,
+        sp_public_key: &Option<String>,
+        addr: &str,
+    ) -> Result<RebindReport, GatewayError> {
+        let new = NewSp {
+            sp: id.sp().clone(),
+            endpoint: sp_endpoint.clone(),
+            public_key: sp_public_key.as_deref().and_then(store::parse_sp_key),
+        };
         let failed = |_: &GatewayError| self.metrics.rebind(false);
         let link = self.connect(addr).await.inspect_err(failed)?;
-        let report = rebind_sp(link, &self.identity, id.sp(), self.timeouts.protocol).await.map_err(GatewayError::from).inspect_err(failed)?;
+        let report = rebind_sp(link, &self.identity, &new, self.timeouts.protocol).await.map_err(GatewayError::from).inspect_err(failed)?;
         self.metrics.rebind(true);
         tracing::info!(device = %report.device, id = %report.sp_bound_id, "device re-bound");
         Ok(report)

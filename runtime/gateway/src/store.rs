@@ -4,8 +4,10 @@
 //! technology (once the device has said it), its unique identifier (SP
 //! identity + device id + access technology, US 2017/0257341 claims 1 and 8),
 //! where the device can be reached on the local link, its public key once
-//! enrolled, and whether the device itself still has to be told about an SP
-//! change (`rebind_pending`).
+//! enrolled, its SP's endpoint and key as the control server last gave them
+//! (resolve answers and pushed updates: withdrawals go to that endpoint and
+//! re-binds hand both to the device), and whether the device itself still
+//! has to be told about an SP change (`rebind_pending`).
 //!
 //! The store also keeps the position in the control server's update stream
 //! (`last_seq`). Applying a batch of updates and advancing `last_seq` happen in
@@ -67,6 +69,12 @@ pub struct GatewayDevice {
     /// The device's generation after the last enrollment or re-bind we saw.
     pub device_generation: Option<u64>,
     pub updated_at_ms: u64,
+    /// Where the device's current SP is reached, as the control server said.
+    #[serde(default)]
+    pub sp_endpoint: Option<String>,
+    /// The current SP's Ed25519 key (hex) that devices verify it with.
+    #[serde(default)]
+    pub sp_public_key: Option<String>,
 }
 
 /// Where a device stands with this gateway.
@@ -90,15 +98,38 @@ pub struct AssociationUpdate {
     pub access: Option<AccessTechnology>,
     #[serde(default)]
     pub message_id: Option<String>,
+    /// The new SP's endpoint and device-facing key, when the event carries
+    /// them: they replace what the device's record held.
+    #[serde(default)]
+    pub sp_endpoint: Option<String>,
+    #[serde(default)]
+    pub sp_public_key: Option<[u8; 32]>,
+}
+
+/// Why a pushed event could not be read.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum UpdateError {
+    #[error(transparent)]
+    Identifier(#[from] sp_bound_id::IdentifierError),
+    #[error("sp_public_key is not 64 hex digits")]
+    SpKey,
+}
+
+/// Reads an SP key as the control server writes it (64 hex digits).
+pub fn parse_sp_key(text: &str) -> Option<[u8; 32]> {
+    let mut key = [0u8; 32];
+    hex::decode_to_slice(text, &mut key).ok().map(|()| key)
 }
 
 impl TryFrom<control_api::gateway::AssociationEvent> for AssociationUpdate {
-    type Error = sp_bound_id::IdentifierError;
+    type Error = UpdateError;
 
     /// Reads the wire event into typed values: an event naming an invalid
-    /// device id, SP or access technology is refused whole.
+    /// device id, SP, access technology or SP key is refused whole.
     fn try_from(e: control_api::gateway::AssociationEvent) -> Result<Self, Self::Error> {
         Ok(Self {
+            sp_public_key: e.sp_public_key.as_deref().map(|k| parse_sp_key(k).ok_or(UpdateError::SpKey)).transpose()?,
+            sp_endpoint: e.sp_endpoint,
             seq: e.seq,
             device_id: e.device_id.parse()?,
             sp: SpIdentity::new(&e.sp)?,
@@ -150,6 +181,31 @@ CREATE TABLE IF NOT EXISTS applied_updates (
 );
 ";
 
+/// Columns added after the first release, each with its definition: added
+/// to an existing file when missing (SQLite has no `ADD COLUMN IF NOT EXISTS`).
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    // Issue 12: the SP's endpoint and key come from the control server.
+    ("devices", "sp_endpoint", "TEXT"),
+    ("devices", "sp_public_key", "TEXT"),
+    ("in_doubt", "sp_endpoint", "TEXT"),
+];
+
+fn add_missing_columns(conn: &Connection) -> Result<(), GatewayStoreError> {
+    for (table, column, definition) in ADDED_COLUMNS {
+        let present: bool = conn
+            .query_row(&format!("SELECT COUNT(*) FROM pragma_table_info('{table}') WHERE name = ?1"), [column], |r| {
+                r.get::<_, i64>(0)
+            })
+            .during("reading the schema")?
+            > 0;
+        if !present {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {definition}"))
+                .during("adding a column to the schema")?;
+        }
+    }
+    Ok(())
+}
+
 /// How many of the latest applied updates the `applied_updates` log keeps.
 pub const APPLIED_LOG_KEPT: u64 = 10_000;
 
@@ -171,6 +227,7 @@ impl GatewayStore {
         conn.busy_timeout(std::time::Duration::from_secs(5)).during("setting the busy timeout")?;
         conn.execute_batch(SCHEMA).during("creating the schema")?;
         conn.execute_batch(in_doubt::SCHEMA).during("creating the in-doubt table")?;
+        add_missing_columns(&conn)?;
         Ok(Self { conn: Arc::new(Mutex::new(conn)), path: path.to_owned(), applied_log_kept: APPLIED_LOG_KEPT })
     }
 
@@ -192,7 +249,8 @@ impl GatewayStore {
         .map_err(|_| GatewayStoreError::Panicked)?
     }
 
-    /// Records the SP the control server named for a device that appeared.
+    /// Records the SP the control server named for a device that appeared,
+    /// with that SP's endpoint and key (replacing the ones held).
     /// No identifier yet: creates it. One exists: only its SP part changes.
     /// Returns the device's identifier.
     pub async fn record_resolved(
@@ -200,6 +258,8 @@ impl GatewayStore {
         device: Eui,
         access: AccessTechnology,
         sp: SpIdentity,
+        sp_endpoint: Option<String>,
+        sp_public_key: Option<[u8; 32]>,
     ) -> Result<SpBoundId, GatewayStoreError> {
         self.with(move |conn| {
             let tx = conn.transaction().during("starting a transaction")?;
@@ -210,10 +270,19 @@ impl GatewayStore {
                     .map_err(|e| GatewayStoreError::Corrupt(format!("identifier for {device}: {e}")))?,
             };
             tx.execute(
-                "INSERT INTO devices (device_id, access, sp, identifier, state, updated_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, 'known', ?5)
-                 ON CONFLICT (device_id) DO UPDATE SET access = ?2, sp = ?3, identifier = ?4, updated_at_ms = ?5",
-                params![device.to_string(), access.as_str(), sp.as_str(), id.to_string(), now_ms()],
+                "INSERT INTO devices (device_id, access, sp, identifier, state, updated_at_ms, sp_endpoint, sp_public_key)
+                 VALUES (?1, ?2, ?3, ?4, 'known', ?5, ?6, ?7)
+                 ON CONFLICT (device_id) DO UPDATE SET access = ?2, sp = ?3, identifier = ?4, updated_at_ms = ?5,
+                     sp_endpoint = ?6, sp_public_key = ?7",
+                params![
+                    device.to_string(),
+                    access.as_str(),
+                    sp.as_str(),
+                    id.to_string(),
+                    now_ms(),
+                    sp_endpoint,
+                    sp_public_key.map(hex::encode)
+                ],
             )
             .during("recording a resolved device")?;
             tx.commit().during("committing a resolved device")?;
@@ -256,11 +325,14 @@ impl GatewayStore {
             {
                 let mut upsert = tx
                     .prepare_cached(
-                        "INSERT INTO devices (device_id, access, sp, identifier, state, updated_at_ms)
-                         VALUES (?1, ?2, ?3, ?4, 'known', ?5)
+                        "INSERT INTO devices (device_id, access, sp, identifier, state, updated_at_ms, sp_endpoint, sp_public_key)
+                         VALUES (?1, ?2, ?3, ?4, 'known', ?5, ?6, ?7)
                          ON CONFLICT (device_id) DO UPDATE SET
                              access = COALESCE(?2, access), sp = ?3, identifier = ?4, updated_at_ms = ?5,
-                             rebind_pending = (state = 'enrolled' AND COALESCE(sp, '') <> ?3) OR rebind_pending",
+                             rebind_pending = (state = 'enrolled' AND COALESCE(sp, '') <> ?3) OR rebind_pending,
+                             -- another SP: its details, or none; never the previous SP's
+                             sp_endpoint = CASE WHEN COALESCE(sp, '') <> ?3 THEN ?6 ELSE COALESCE(?6, sp_endpoint) END,
+                             sp_public_key = CASE WHEN COALESCE(sp, '') <> ?3 THEN ?7 ELSE COALESCE(?7, sp_public_key) END",
                     )
                     .during("preparing the update")?;
                 let mut log = tx
@@ -294,7 +366,9 @@ impl GatewayStore {
                             access.map(|a| a.as_str()),
                             update.sp.as_str(),
                             identifier.map(|i| i.to_string()),
-                            now
+                            now,
+                            update.sp_endpoint,
+                            update.sp_public_key.map(hex::encode)
                         ])
                         .during("applying an update")?;
                     log.execute(params![
@@ -378,7 +452,7 @@ impl GatewayStore {
 }
 
 const SELECT_DEVICE: &str = "SELECT device_id, access, sp, identifier, state, link_addr, public_key, rebind_pending,
-                                    device_generation, updated_at_ms FROM devices";
+                                    device_generation, updated_at_ms, sp_endpoint, sp_public_key FROM devices";
 
 struct RawDevice {
     device_id: String,
@@ -391,6 +465,8 @@ struct RawDevice {
     rebind_pending: bool,
     device_generation: Option<i64>,
     updated_at_ms: i64,
+    sp_endpoint: Option<String>,
+    sp_public_key: Option<String>,
 }
 
 fn row_to_raw(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawDevice> {
@@ -405,6 +481,8 @@ fn row_to_raw(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawDevice> {
         rebind_pending: r.get(7)?,
         device_generation: r.get(8)?,
         updated_at_ms: r.get(9)?,
+        sp_endpoint: r.get(10)?,
+        sp_public_key: r.get(11)?,
     })
 }
 
@@ -426,6 +504,8 @@ impl RawDevice {
             rebind_pending: self.rebind_pending,
             device_generation: self.device_generation.map(|g| g as u64),
             updated_at_ms: self.updated_at_ms as u64,
+            sp_endpoint: self.sp_endpoint,
+            sp_public_key: self.sp_public_key,
         })
     }
 }
@@ -466,7 +546,16 @@ mod tests {
         SpIdentity::new(s).expect("sp")
     }
     fn update(seq: u64, device: &str, to: &str) -> AssociationUpdate {
-        AssociationUpdate { seq, device_id: eui(device), sp: sp(to), previous_sp: None, access: None, message_id: None }
+        AssociationUpdate {
+            seq,
+            device_id: eui(device),
+            sp: sp(to),
+            previous_sp: None,
+            access: None,
+            message_id: None,
+            sp_endpoint: None,
+            sp_public_key: None,
+        }
     }
 
     #[tokio::test]
@@ -474,11 +563,67 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = GatewayStore::open(&dir.path().join("gw.db")).expect("open");
         let d = eui("AC-DE-48-00-00-80");
-        let first = store.record_resolved(d, AccessTechnology::Wifi, sp("sp-one.example")).await.expect("first");
+        let first = store
+            .record_resolved(d, AccessTechnology::Wifi, sp("sp-one.example"), Some("http://127.0.0.1:9001".into()), Some([1; 32]))
+            .await
+            .expect("first");
         assert_eq!(first.to_string(), "sp-one.example/wifi/AC-DE-48-00-00-80");
-        let second = store.record_resolved(d, AccessTechnology::Wifi, sp("sp-two.example")).await.expect("second");
+        let second = store.record_resolved(d, AccessTechnology::Wifi, sp("sp-two.example"), None, None).await.expect("second");
         assert_eq!(second, first.with_sp(sp("sp-two.example")));
-        assert_eq!(store.device(d).await.expect("read").expect("known").identifier, Some(second));
+        let known = store.device(d).await.expect("read").expect("known");
+        assert_eq!(known.identifier, Some(second));
+        assert_eq!((known.sp_endpoint, known.sp_public_key), (None, None), "sp-one's details went with it");
+    }
+
+    #[tokio::test]
+    async fn pushed_updates_replace_the_sp_details_and_never_keep_the_old_sps() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = GatewayStore::open(&dir.path().join("gw.db")).expect("open");
+        let d = eui("AC-DE-48-00-00-80");
+        let one = Some("http://127.0.0.1:9001".to_string());
+        store.record_resolved(d, AccessTechnology::Wifi, sp("sp-one.example"), one.clone(), Some([1; 32])).await.expect("resolved");
+        let details = |store: &GatewayStore| {
+            let store = store.clone();
+            async move {
+                let known = store.device(d).await.expect("read").expect("known");
+                (known.sp, known.sp_endpoint, known.sp_public_key)
+            }
+        };
+        // The same SP again without details (an event stored before they were sent): kept.
+        store.apply_updates(vec![update(1, "AC-DE-48-00-00-80", "sp-one.example")]).await.expect("apply");
+        assert_eq!(details(&store).await, (Some(sp("sp-one.example")), one, Some(hex::encode([1; 32]))));
+        // Another SP with its details: replaced.
+        let two = Some("http://127.0.0.1:9002".to_string());
+        let moved = AssociationUpdate { sp_endpoint: two.clone(), sp_public_key: Some([2; 32]), ..update(2, "AC-DE-48-00-00-80", "sp-two.example") };
+        store.apply_updates(vec![moved]).await.expect("apply");
+        assert_eq!(details(&store).await, (Some(sp("sp-two.example")), two, Some(hex::encode([2; 32]))));
+        // Another SP without details: none, not sp-two's.
+        store.apply_updates(vec![update(3, "AC-DE-48-00-00-80", "sp-three.example")]).await.expect("apply");
+        assert_eq!(details(&store).await, (Some(sp("sp-three.example")), None, None));
+    }
+
+    #[tokio::test]
+    async fn a_store_file_from_before_the_sp_details_is_upgraded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("gw.db");
+        {
+            let conn = Connection::open(&path).expect("old file");
+            conn.execute_batch(
+                "CREATE TABLE devices (device_id TEXT PRIMARY KEY, access TEXT, sp TEXT, identifier TEXT,
+                     state TEXT NOT NULL, link_addr TEXT, public_key TEXT, rebind_pending INTEGER NOT NULL DEFAULT 0,
+                     device_generation INTEGER, updated_at_ms INTEGER NOT NULL);
+                 INSERT INTO devices (device_id, sp, state, updated_at_ms) VALUES ('AC-DE-48-00-00-80', 'sp-one.example', 'known', 1);
+                 CREATE TABLE in_doubt (device_id TEXT PRIMARY KEY, identifier TEXT NOT NULL, public_key TEXT NOT NULL,
+                     link_addr TEXT NOT NULL, rebind INTEGER NOT NULL, since_ms INTEGER NOT NULL,
+                     attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT);",
+            )
+            .expect("old schema");
+        }
+        let store = GatewayStore::open(&path).expect("upgraded");
+        let known = store.device(eui("AC-DE-48-00-00-80")).await.expect("read").expect("kept");
+        assert_eq!((known.sp_endpoint, known.sp_public_key), (None, None));
+        drop(store);
+        GatewayStore::open(&path).expect("opening twice adds nothing twice");
     }
 
     #[tokio::test]

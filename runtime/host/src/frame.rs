@@ -25,8 +25,9 @@ use crate::handover::HandoverItem;
 
 /// Version of the link protocol; a peer that speaks another is refused.
 /// Version 2 carries hand-over items (WIT `iot-enroll:enrollment@0.2.0`);
-/// version 3 adds [`Frame::StatusRequest`] / [`Frame::Status`].
-pub const PROTOCOL_VERSION: u16 = 3;
+/// version 3 adds [`Frame::StatusRequest`] / [`Frame::Status`]; version 4:
+/// [`RebindSp`] carries the new SP's endpoint and key (issue 12).
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// Everything that crosses the link.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,10 +120,20 @@ pub fn status_proof_message(device_id: &[u8], challenge: &[u8; 32], generation: 
 }
 
 /// An authenticated request to change an enrolled device's service provider.
+///
+/// It carries the whole new binding: identity, endpoint and key. The device
+/// replaces all three in one write, so a device can never be bound to the
+/// new SP while still trusting the old SP's key or reporting to its
+/// endpoint; an absent endpoint or key is stored as absent, never kept from
+/// before. The signature covers all three.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RebindSp {
     /// The new SP identity, in its text form.
     pub sp: String,
+    /// Where the device reaches the new SP, as the control server gave it.
+    pub sp_endpoint: Option<String>,
+    /// The new SP's Ed25519 key, as the control server gave it.
+    pub sp_public_key: Option<[u8; 32]>,
     /// The assistant's Ed25519 public key (must be the one that enrolled the device).
     pub assistant_key: [u8; 32],
     /// Signature over [`rebind_sp_message`] for this connection's nonce.
@@ -180,14 +191,33 @@ pub fn rebind_message(device_id: &[u8], nonce: &[u8; 32]) -> Vec<u8> {
     m
 }
 
-/// The bytes an assistant signs to move a device to service provider `sp`:
-/// bound to the device, the connection's nonce and the new SP.
-pub fn rebind_sp_message(device_id: &[u8], nonce: &[u8; 32], sp: &str) -> Vec<u8> {
-    let mut m = b"iot-enroll/rebind-sp/v1\0".to_vec();
+/// The bytes an assistant signs to move a device to another service
+/// provider: bound to the device, the connection's nonce and the whole new
+/// binding (identity, endpoint, key), so none of them can be swapped on the
+/// way. Every field is length-prefixed or tagged: no two requests sign the
+/// same bytes.
+pub fn rebind_sp_message(device_id: &[u8], nonce: &[u8; 32], request: &RebindSp) -> Vec<u8> {
+    let mut m = b"iot-enroll/rebind-sp/v2\0".to_vec();
     m.extend_from_slice(&(device_id.len() as u16).to_be_bytes());
     m.extend_from_slice(device_id);
     m.extend_from_slice(nonce);
-    m.extend_from_slice(sp.as_bytes());
+    m.extend_from_slice(&(request.sp.len() as u16).to_be_bytes());
+    m.extend_from_slice(request.sp.as_bytes());
+    match &request.sp_endpoint {
+        Some(endpoint) => {
+            m.push(1);
+            m.extend_from_slice(&(endpoint.len() as u16).to_be_bytes());
+            m.extend_from_slice(endpoint.as_bytes());
+        }
+        None => m.push(0),
+    }
+    match &request.sp_public_key {
+        Some(key) => {
+            m.push(1);
+            m.extend_from_slice(key);
+        }
+        None => m.push(0),
+    }
     m
 }
 
@@ -219,3 +249,30 @@ pub fn frame_name(frame: &Frame) -> String {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rebind_signature_covers_the_whole_new_binding() {
+        let request = RebindSp {
+            sp: "sp-two.example".into(),
+            sp_endpoint: Some("http://127.0.0.1:9002".into()),
+            sp_public_key: Some([2; 32]),
+            assistant_key: [9; 32],
+            signature: Signature(Vec::new()),
+        };
+        let signed = rebind_sp_message(b"dev", &[0; 32], &request);
+        let other_endpoint = RebindSp { sp_endpoint: Some("http://evil.example".into()), ..request.clone() };
+        let other_key = RebindSp { sp_public_key: Some([1; 32]), ..request.clone() };
+        let no_key = RebindSp { sp_public_key: None, ..request.clone() };
+        let no_endpoint = RebindSp { sp_endpoint: None, ..request.clone() };
+        for changed in [other_endpoint, other_key, no_key, no_endpoint] {
+            assert_ne!(rebind_sp_message(b"dev", &[0; 32], &changed), signed, "{changed:?}");
+        }
+        // Where one field ends and the next begins is fixed by the encoding.
+        let shifted = RebindSp { sp: "sp-two.exampleh".into(), sp_endpoint: Some("ttp://127.0.0.1:9002".into()), ..request };
+        assert_ne!(rebind_sp_message(b"dev", &[0; 32], &shifted), signed);
+    }
+}

@@ -77,6 +77,11 @@ async fn demo(out: &std::path::Path) -> anyhow::Result<()> {
     say(&format!("pushed to the gateway and re-bound on the device in {:.1} ms", t.elapsed().as_secs_f64() * 1e3));
     println!("      gateway: {}", gw["identifier"].as_str().unwrap_or("?"));
     println!("      device:  {} (generation {})", dev["sp_bound_id"].as_str().unwrap_or("?"), dev["generation"]);
+    println!(
+        "      device's SP: {} (key {}…, from the control server)",
+        dev["sp_endpoint"].as_str().unwrap_or("?"),
+        dev["sp_public_key"].as_str().and_then(|k| k.get(..16)).unwrap_or("?")
+    );
     let other = DEVICES[1].device_id;
     let unchanged = system.gateway_device(other).await?;
     println!("      {other} stays {}", unchanged["identifier"].as_str().unwrap_or("?"));

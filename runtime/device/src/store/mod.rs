@@ -338,18 +338,22 @@ impl DeviceStore {
         }
     }
 
-    /// Binds an enrolled, sealed device to another service provider: only
-    /// the SP part of its identifier changes (and the generation); keys and
-    /// configuration stay. `new` must name the same device and access
-    /// technology. Queued like [`DeviceStore::commit`].
+    /// Binds an enrolled, sealed device to another service provider: the SP
+    /// part of its identifier changes, and the SP binding's endpoint and key
+    /// are replaced by `sp_endpoint` and `sp_public_key` in the same write
+    /// (`None` is stored as none: the old SP's are never kept); the device's
+    /// keys and configuration stay. `new` must name the same device and
+    /// access technology. Queued like [`DeviceStore::commit`].
     pub fn rebind_sp(
         &self,
         device: Eui,
         new: SpBoundId,
+        sp_endpoint: Option<String>,
+        sp_public_key: Option<[u8; 32]>,
         expected_generation: u64,
     ) -> impl Future<Output = Result<CommitReceipt, StoreError>> + Send + 'static {
         let (reply, receipt) = oneshot::channel();
-        let sent = self.send(Job::RebindSp { device, new, expected_generation, reply });
+        let sent = self.send(Job::RebindSp { device, new, sp_endpoint, sp_public_key, expected_generation, reply });
         async move {
             sent?;
             receipt.await.map_err(|_| StoreError::WriterGone)?

@@ -149,6 +149,7 @@ pub(super) fn rebind_in(
     conn: &Connection,
     device: Eui,
     new: &SpBoundId,
+    (sp_endpoint, sp_public_key): (Option<&str>, Option<&[u8; 32]>),
     expected_generation: u64,
     now: u64,
 ) -> Result<CommitReceipt, StoreError> {
@@ -174,12 +175,15 @@ pub(super) fn rebind_in(
 
     let generation = current.generation + 1;
     let identifier = new.to_string();
-    // A new SP: the old SP's endpoint and key must not stay with it.
+    // The whole binding in one statement: the new SP's endpoint and key, or
+    // none, but never the old SP's with the new identity.
     conn.prepare_cached(
-        "UPDATE device SET generation = ?2, sp_bound_id = ?3, sp_endpoint = NULL, sp_public_key = NULL
+        "UPDATE device SET generation = ?2, sp_bound_id = ?3, sp_endpoint = ?4, sp_public_key = ?5
          WHERE device_id = ?1",
     )
-        .and_then(|mut statement| statement.execute(params![device.as_bytes(), to_i64(generation), identifier]))
+        .and_then(|mut statement| {
+            statement.execute(params![device.as_bytes(), to_i64(generation), identifier, sp_endpoint, sp_public_key])
+        })
         .during("re-binding the device")?;
     append_log(conn, &device, generation, LogKind::RebindSp, &identifier, &public_key, &enrolled_by, now)?;
     Ok(CommitReceipt { generation, sp_bound_id: new.clone(), public_key })
@@ -394,7 +398,7 @@ mod tests {
         ));
         assert!(matches!(store.commit(unknown).await, Err(StoreError::UnknownDevice(d)) if d == fleet_eui(9)));
         assert!(matches!(
-            store.rebind_sp(meter, id("sp.example", meter, AccessTechnology::Wifi), 0).await,
+            store.rebind_sp(meter, id("sp.example", meter, AccessTechnology::Wifi), None, None, 0).await,
             Err(StoreError::Conflict { expected: 0, found: 1 })
         ));
         assert_eq!(snapshot(&store, &meter), before);
@@ -460,7 +464,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn rebind_sp_changes_only_the_sp() {
+    async fn rebind_sp_replaces_the_whole_binding_and_only_it() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = open(&dir);
         let sensor = eui(SENSOR);
@@ -470,45 +474,57 @@ mod tests {
         let new_id = id("new-sp.example", sensor, AccessTechnology::Zigbee);
 
         assert!(matches!(
-            store.rebind_sp(sensor, new_id.clone(), 0).await,
+            store.rebind_sp(sensor, new_id.clone(), None, None, 0).await,
             Err(StoreError::NotEnrolled(d)) if d == sensor
         ));
         let mut unsealed = enrollment(sensor, AccessTechnology::Zigbee, 0);
         unsealed.sealed = false;
         store.commit(unsealed).await.expect("enroll without sealing");
-        assert!(matches!(store.rebind_sp(sensor, new_id.clone(), 1).await, Err(StoreError::NotSealed(_))));
+        assert!(matches!(store.rebind_sp(sensor, new_id.clone(), None, None, 1).await, Err(StoreError::NotSealed(_))));
         store.commit(enrollment(sensor, AccessTechnology::Zigbee, 1)).await.expect("enroll and seal");
         assert!(matches!(
-            store.rebind_sp(fleet_eui(3), id("new-sp.example", fleet_eui(3), AccessTechnology::Wifi), 0).await,
+            store.rebind_sp(fleet_eui(3), id("new-sp.example", fleet_eui(3), AccessTechnology::Wifi), None, None, 0).await,
             Err(StoreError::UnknownDevice(_))
         ));
         assert!(matches!(
-            store.rebind_sp(sensor, id("new-sp.example", meter, AccessTechnology::Wifi), 2).await,
+            store.rebind_sp(sensor, id("new-sp.example", meter, AccessTechnology::Wifi), None, None, 2).await,
             Err(StoreError::IdentifierMismatch { .. })
         ));
         let cellular = id("new-sp.example", sensor, AccessTechnology::Cellular);
-        assert!(matches!(store.rebind_sp(sensor, cellular, 2).await, Err(StoreError::AccessMismatch { .. })));
+        assert!(matches!(store.rebind_sp(sensor, cellular, None, None, 2).await, Err(StoreError::AccessMismatch { .. })));
 
         let before = store.state(&sensor).expect("state").expect("provisioned");
-        let receipt = store.rebind_sp(sensor, new_id.clone(), 2).await.expect("re-bind");
+        let endpoint = "https://devices.new-sp.example/v1".to_string();
+        let receipt = store.rebind_sp(sensor, new_id.clone(), Some(endpoint.clone()), Some([0x77; 32]), 2).await.expect("re-bind");
         assert_eq!(receipt.generation, 3);
         assert_eq!(receipt.sp_bound_id, new_id);
         assert_eq!(Some(receipt.public_key), before.public_key);
         let after = store.state(&sensor).expect("state").expect("provisioned");
-        // Only the SP part changed, and the old SP's endpoint and key went with it.
+        // Only the SP binding changed, all of it: identity, endpoint and key are the new SP's.
         assert!(before.sp_endpoint.is_some() && before.sp_public_key.is_some());
+        assert_ne!(before.sp_public_key, Some([0x77; 32]));
         assert_eq!(
             after,
             DeviceState {
                 generation: 3,
                 sp_bound_id: Some(new_id.clone()),
-                sp_endpoint: None,
-                sp_public_key: None,
+                sp_endpoint: Some(endpoint),
+                sp_public_key: Some([0x77; 32]),
                 ..before.clone()
             }
         );
+        // A new SP that gave no endpoint or key: none is stored, the previous SP's never stays.
+        let third = id("third-sp.example", sensor, AccessTechnology::Zigbee);
+        store.rebind_sp(sensor, third.clone(), None, None, 3).await.expect("re-bind without details");
+        let bare = store.state(&sensor).expect("state").expect("provisioned");
+        assert_eq!((bare.sp_bound_id, bare.sp_endpoint, bare.sp_public_key), (Some(third), None, None));
+        // A refused re-bind changes none of the three.
+        let refused = store.rebind_sp(sensor, new_id.clone(), Some("https://x.example".into()), Some([1; 32]), 3).await;
+        assert!(matches!(refused, Err(StoreError::Conflict { .. })));
+        let unchanged = store.state(&sensor).expect("state").expect("provisioned");
+        assert_eq!((unchanged.sp_endpoint, unchanged.sp_public_key, unchanged.generation), (None, None, 4));
         let log = store.log(&sensor).expect("log");
-        let last = log.last().expect("logged");
+        let last = log.iter().find(|entry| entry.generation == 3).expect("logged");
         assert_eq!((last.generation, last.kind, &last.sp_bound_id), (3, LogKind::RebindSp, &new_id));
         assert_eq!(Some(last.public_key), before.public_key);
         assert_eq!(Some(last.enrolled_by), before.enrolled_by);

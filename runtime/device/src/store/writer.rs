@@ -123,6 +123,8 @@ pub(super) enum Job {
     RebindSp {
         device: Eui,
         new: SpBoundId,
+        sp_endpoint: Option<String>,
+        sp_public_key: Option<[u8; 32]>,
         expected_generation: u64,
         reply: oneshot::Sender<Result<CommitReceipt, StoreError>>,
     },
@@ -176,8 +178,10 @@ impl Operation for Job {
                 let (result, broken) = in_savepoint(conn, |c| commit_in(c, &enrollment, now));
                 (Outcome::Receipt(reply, result), broken)
             }
-            Self::RebindSp { device, new, expected_generation, reply } => {
-                let (result, broken) = in_savepoint(conn, |c| rebind_in(c, device, &new, expected_generation, now));
+            Self::RebindSp { device, new, sp_endpoint, sp_public_key, expected_generation, reply } => {
+                let binding = (sp_endpoint.as_deref(), sp_public_key.as_ref());
+                let (result, broken) =
+                    in_savepoint(conn, |c| rebind_in(c, device, &new, binding, expected_generation, now));
                 (Outcome::Receipt(reply, result), broken)
             }
             Self::FinishActivation { record, reply } => {

@@ -298,7 +298,8 @@ fn init(out: &Path, force: bool) -> anyhow::Result<()> {
     println!("wrote {}", out.display());
     println!("next: list your manufacturers' public key files in trusted_manufacturer_keys,");
     println!("      register the gateway (control-server gateway add --id gw-1 --credential SECRET) and set");
-    println!("      [control_server] url, gateway_id and credential to match, add [sp_endpoints] for every SP,");
+    println!("      [control_server] url, gateway_id and credential to match (SP endpoints come from the control");
+    println!("      server: control-server sp add --identity SP --endpoint URL …),");
     println!("      then: gateway serve --config {}", out.display());
     Ok(())
 }

@@ -40,6 +40,10 @@ pub struct InDoubt {
     pub link_addr: String,
     /// A second enrollment of a sealed device.
     pub rebind: bool,
+    /// Where the SP was reached (the endpoint the control server gave for
+    /// this enrollment): a withdrawal goes there, even if the device has
+    /// moved to another SP since.
+    pub sp_endpoint: Option<String>,
     pub since_ms: u64,
     /// Times the gateway asked the device and got no answer.
     pub attempts: u64,
@@ -52,25 +56,28 @@ fn hex_key<S: serde::Serializer>(key: &[u8; 32], s: S) -> Result<S::Ok, S::Error
 
 impl GatewayStore {
     /// Notes durably that the device at `link_addr` may commit `identifier`
-    /// with `public_key` (replacing an older note for the same device).
+    /// with `public_key`, relayed to the SP at `sp_endpoint` (replacing an
+    /// older note for the same device).
     pub async fn record_in_doubt(
         &self,
         identifier: SpBoundId,
         public_key: [u8; 32],
         link_addr: String,
         rebind: bool,
+        sp_endpoint: Option<String>,
     ) -> Result<(), GatewayStoreError> {
         self.with(move |conn| {
             conn.execute(
-                "INSERT OR REPLACE INTO in_doubt (device_id, identifier, public_key, link_addr, rebind, since_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT OR REPLACE INTO in_doubt (device_id, identifier, public_key, link_addr, rebind, since_ms, sp_endpoint)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
                     identifier.device().to_string(),
                     identifier.to_string(),
                     hex::encode(public_key),
                     link_addr,
                     rebind,
-                    now_ms()
+                    now_ms(),
+                    sp_endpoint
                 ],
             )
             .during("noting an enrollment in doubt")?;
@@ -84,7 +91,7 @@ impl GatewayStore {
         self.with(|conn| {
             let mut stmt = conn
                 .prepare(
-                    "SELECT device_id, identifier, public_key, link_addr, rebind, since_ms, attempts, last_error
+                    "SELECT device_id, identifier, public_key, link_addr, rebind, since_ms, attempts, last_error, sp_endpoint
                      FROM in_doubt ORDER BY since_ms, device_id",
                 )
                 .during("listing enrollments in doubt")?;
@@ -99,12 +106,13 @@ impl GatewayStore {
                         r.get::<_, i64>(5)?,
                         r.get::<_, i64>(6)?,
                         r.get::<_, Option<String>>(7)?,
+                        r.get::<_, Option<String>>(8)?,
                     ))
                 })
                 .during("listing enrollments in doubt")?;
             let corrupt = |what: &str, e: &dyn std::fmt::Display| GatewayStoreError::Corrupt(format!("in_doubt {what}: {e}"));
             rows.map(|row| {
-                let (device, identifier, key, link_addr, rebind, since, attempts, last_error) =
+                let (device, identifier, key, link_addr, rebind, since, attempts, last_error, sp_endpoint) =
                     row.during("reading an enrollment in doubt")?;
                 let mut public_key = [0u8; 32];
                 hex::decode_to_slice(&key, &mut public_key).map_err(|e| corrupt("public key", &e))?;
@@ -114,6 +122,7 @@ impl GatewayStore {
                     public_key,
                     link_addr,
                     rebind,
+                    sp_endpoint,
                     since_ms: since as u64,
                     attempts: attempts as u64,
                     last_error,
@@ -154,7 +163,7 @@ impl GatewayStore {
 
     /// The device showed it committed `note`'s key as `committed` at
     /// `generation`: record the enrollment and forget the note, in one
-    /// transaction. Returns the identifier recorded (see [`write_committed`]).
+    /// transaction. Returns the identifier recorded (see `write_committed`).
     pub async fn settle_committed(
         &self,
         note: &InDoubt,
@@ -246,7 +255,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("gw.db");
         let store = GatewayStore::open(&path).expect("open");
-        store.record_in_doubt(staged("sp-one.example"), [7; 32], "127.0.0.1:9".into(), false).await.expect("note");
+        store.record_in_doubt(staged("sp-one.example"), [7; 32], "127.0.0.1:9".into(), false, None).await.expect("note");
         drop(store);
 
         let store = GatewayStore::open(&path).expect("reopen");
@@ -264,10 +273,10 @@ mod tests {
     async fn a_rollback_forgets_only_the_note_it_settled() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = GatewayStore::open(&dir.path().join("gw.db")).expect("open");
-        store.record_in_doubt(staged("sp-one.example"), [7; 32], "127.0.0.1:9".into(), false).await.expect("note");
+        store.record_in_doubt(staged("sp-one.example"), [7; 32], "127.0.0.1:9".into(), false, None).await.expect("note");
         let old = store.in_doubt().await.expect("list").remove(0);
         // A newer enrollment of the same device replaced the note meanwhile.
-        store.record_in_doubt(staged("sp-one.example"), [8; 32], "127.0.0.1:9".into(), false).await.expect("note");
+        store.record_in_doubt(staged("sp-one.example"), [8; 32], "127.0.0.1:9".into(), false, None).await.expect("note");
         store.settle_rolled_back(&old).await.expect("settle");
         let left = store.in_doubt().await.expect("list");
         assert_eq!(left.len(), 1, "the newer note stays");
@@ -279,10 +288,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = GatewayStore::open(&dir.path().join("gw.db")).expect("open");
         store
-            .record_resolved(meter(), AccessTechnology::Wifi, SpIdentity::new("sp-one.example").expect("sp"))
+            .record_resolved(meter(), AccessTechnology::Wifi, SpIdentity::new("sp-one.example").expect("sp"), None, None)
             .await
             .expect("resolved");
-        store.record_in_doubt(staged("sp-one.example"), [7; 32], "127.0.0.1:9".into(), false).await.expect("note");
+        store.record_in_doubt(staged("sp-one.example"), [7; 32], "127.0.0.1:9".into(), false, None).await.expect("note");
         let pushed = AssociationUpdate {
             seq: 1,
             device_id: meter(),
@@ -290,6 +299,8 @@ mod tests {
             previous_sp: None,
             access: None,
             message_id: None,
+            sp_endpoint: None,
+            sp_public_key: None,
         };
         store.apply_updates(vec![pushed]).await.expect("push");
 

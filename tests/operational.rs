@@ -87,7 +87,9 @@ fn operational(body: &str) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_operational_apps_are_stopped_and_the_device_stays_enrolled() {
-    let cases: [(&str, String, fn(&HalfError) -> bool); 4] = [
+    /// What the app does, its body, and the error that must stop it.
+    type Case = (&'static str, String, fn(&HalfError) -> bool);
+    let cases: [Case; 4] = [
         ("loops", "(loop $l (br $l)) (i32.const 0)".into(), |e| matches!(e, HalfError::DeadlineExceeded { .. })),
         ("grows past its memory cap", "(drop (memory.grow (i32.const 64))) (unreachable)".into(), |e| matches!(e, HalfError::MemoryCap { .. })),
         (

@@ -16,7 +16,7 @@
 //!   withdrawal (`POST {sp}/v1/devices/withdraw`), which drops the key only if
 //!   the SP still holds that very key for that identifier.
 //! * **The gateway writes down the doubt before it creates it.** The
-//!   [`EnrollJournal`] writes an `in_doubt` note (identity, key, link
+//!   `EnrollJournal` writes an `in_doubt` note (identity, key, link
 //!   address) before the relay, so every crash after that point finds it.
 //! * **The device's store is the truth, and the gateway asks it.** A status
 //!   request on the link ([`enrollment_assistant::status`]), signed by the

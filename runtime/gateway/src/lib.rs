@@ -31,6 +31,7 @@ pub mod openapi;
 pub mod services;
 pub mod store;
 pub mod update_stream;
+pub mod uplink;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

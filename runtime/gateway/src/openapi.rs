@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 
 /// Every route of the local API: method, path (OpenAPI template), operationId, summary.
-pub const ROUTES: [(&str, &str, &str, &str); 12] = [
+pub const ROUTES: [(&str, &str, &str, &str); 14] = [
     ("post", "/v1/enroll", "enrollDevice", "Enroll the device at `device` with a label (text or photo)"),
     ("get", "/v1/devices", "listDevices", "Every device this gateway knows"),
     ("get", "/v1/devices/{id}", "getDevice", "One device"),
@@ -19,10 +19,12 @@ pub const ROUTES: [(&str, &str, &str, &str); 12] = [
     ("get", "/metrics", "getMetrics", "Counters and histograms, Prometheus text format 0.0.4 (`crate::metrics`)"),
     ("get", "/healthz", "getHealth", "Liveness: stream connected, enrollments in doubt (no token)"),
     ("get", "/openapi.json", "getOpenApi", "This document (no token)"),
+    ("post", "/v1/uplink/v1/device-messages", "forwardDeviceMessage", "A device without IP: forward its signed message to its SP, unchanged (no token)"),
+    ("get", "/v1/uplink/v1/device-commands", "forwardDeviceCommands", "A device without IP: fetch its SP's signed commands (?identifier=…&after=N; no token)"),
 ];
 
 /// Routes served without the API token.
-pub const PUBLIC: [&str; 2] = ["/healthz", "/openapi.json"];
+pub const PUBLIC: [&str; 4] = ["/healthz", "/openapi.json", "/v1/uplink/v1/device-messages", "/v1/uplink/v1/device-commands"];
 
 fn error(description: &str) -> Value {
     json!({ "description": description, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } })

@@ -416,6 +416,71 @@ impl System {
         Ok(())
     }
 
+    /// Starts the device agent of `device_id` again with `extra` arguments
+    /// for `device-agent serve` (same address and store).
+    pub fn restart_agent_with(&mut self, device_id: &str, extra: &[String]) -> anyhow::Result<()> {
+        let paths = &self.paths;
+        let agent = self.agents.iter_mut().find(|(d, _, _)| d.device_id == device_id).context("no such device")?;
+        agent.1.kill();
+        let listen = agent.1.addr.to_string();
+        agent.1 = spawn_agent_with(paths, &agent.0, &agent.2, &listen, "-op", extra)?;
+        Ok(())
+    }
+
+    /// Packs `device_id`'s reference app with its operational app on the
+    /// label (`--with-operational`; the label is larger than the default
+    /// `--max-version` allows, see BENCHMARKS.md) and returns the payload text.
+    pub fn pack_operational_label(&self, device_id: &str) -> anyhow::Result<String> {
+        let (spec, _, _) = self.agent(device_id)?;
+        let name = format!("{}-op", spec.app);
+        run(
+            "qr-packer",
+            &args(&[
+                "pack",
+                "--app",
+                spec.app,
+                "--with-operational",
+                "--max-version",
+                "40",
+                "--key",
+                &self.paths.state("manufacturer.key").display().to_string(),
+                "--device-id",
+                device_id,
+                "--out-dir",
+                &self.paths.root.join("labels").display().to_string(),
+                "--name",
+                &name,
+            ]),
+        )?;
+        let text = std::fs::read_to_string(self.paths.label(&format!("{name}.txt")))?;
+        Ok(text.trim().to_string())
+    }
+
+    /// The device messages an SP verified and recorded (`GET /admin/messages`).
+    pub async fn sp_messages(&self, sp: &Service) -> anyhow::Result<Vec<Value>> {
+        let v: Value = self.http.get(format!("{}/admin/messages", sp.url())).send().await?.json().await?;
+        Ok(v.as_array().cloned().unwrap_or_default())
+    }
+
+    /// An SP's counters (`GET /admin/stats`).
+    pub async fn sp_stats(&self, sp: &Service) -> anyhow::Result<Value> {
+        Ok(self.http.get(format!("{}/admin/stats", sp.url())).send().await?.json().await?)
+    }
+
+    /// Has an SP sign a command for the device `identifier` (`POST /admin/command`).
+    pub async fn sp_command(&self, sp: &Service, identifier: &str, body: &str) -> anyhow::Result<()> {
+        let answer = self
+            .http
+            .post(format!("{}/admin/command", sp.url()))
+            .json(&serde_json::json!({ "identifier": identifier, "body": body }))
+            .send()
+            .await?;
+        if !answer.status().is_success() {
+            bail!("the SP refused the command ({}): {}", answer.status(), answer.text().await?);
+        }
+        Ok(())
+    }
+
     /// Starts the gateway again (same store, same configuration).
     pub fn restart_gateway(&mut self) -> anyhow::Result<()> {
         self.gateway.kill();
@@ -630,10 +695,12 @@ impl System {
 
 /// Starts the device agent of `d` on `listen`.
 fn spawn_agent(paths: &Paths, d: &DeviceSpec, db: &Path, listen: &str, run: &str) -> anyhow::Result<Service> {
-    Service::spawn(
-        &format!("device {}", d.device_id),
-        "device-agent",
-        &args(&[
+    spawn_agent_with(paths, d, db, listen, run, &[])
+}
+
+/// [`spawn_agent`] with more arguments for `device-agent serve`.
+fn spawn_agent_with(paths: &Paths, d: &DeviceSpec, db: &Path, listen: &str, run: &str, extra: &[String]) -> anyhow::Result<Service> {
+    let mut all = args(&[
             "serve",
             "--db",
             &db.display().to_string(),
@@ -645,9 +712,9 @@ fn spawn_agent(paths: &Paths, d: &DeviceSpec, db: &Path, listen: &str, run: &str
             &paths.state("manufacturer.pub").display().to_string(),
             "--listen",
             listen,
-        ]),
-        Some(&paths.log(&format!("device-{}{run}", d.app))),
-    )
+        ]);
+    all.extend_from_slice(extra);
+    Service::spawn(&format!("device {}", d.device_id), "device-agent", &all, Some(&paths.log(&format!("device-{}{run}", d.app))))
 }
 
 fn args(list: &[&str]) -> Vec<String> {

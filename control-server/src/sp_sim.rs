@@ -179,7 +179,12 @@ async fn report_device(State(sim): State<Shared>, body: Bytes) -> Response {
         let message = format!("identifier {id} names {}, not this SP ({})", id.sp(), sim.identity);
         return error(StatusCode::CONFLICT, "wrong_sp", message);
     }
-    sim.reports.push(report.clone());
+    // The same identity and key again (a re-bind to the same SP, a retried
+    // relay) is one report, not two.
+    let known = sim.reports.iter().any(|r| r.identifier == report.identifier && r.public_key.eq_ignore_ascii_case(&report.public_key));
+    if !known {
+        sim.reports.push(report.clone());
+    }
     (StatusCode::CREATED, Json(report)).into_response()
 }
 

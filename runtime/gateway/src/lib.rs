@@ -73,6 +73,8 @@ pub enum GatewayError {
     Store(#[from] GatewayStoreError),
     #[error(transparent)]
     Control(#[from] ControlError),
+    #[error("the new service provider {sp} could not be told the device's identity and key ({cause}); the re-bind waits until it can")]
+    NewSpNotTold { sp: String, cause: String },
     #[error("device {device} did not commit its enrollment ({cause}); its SP was told to drop the key")]
     NotCommitted { device: Eui, cause: String },
     #[error("device {device} may or may not have committed its enrollment ({cause}); the gateway keeps asking it (every retry interval and at restart) and settles the SP's record to match")]
@@ -385,6 +387,24 @@ impl Gateway {
         Ok(results)
     }
 
+    /// Relays the enrolled device's key under its new identifier `id` to the
+    /// new SP at `endpoint` (the same report as at enrollment). A device
+    /// whose key the gateway does not hold (enrolled elsewhere) is not told
+    /// about: nothing to relay.
+    async fn tell_new_sp(&self, id: &SpBoundId, endpoint: &Option<String>) -> Result<(), GatewayError> {
+        let Some(services) = &self.services else { return Ok(()) };
+        let record = self.store.device(*id.device()).await?;
+        let mut key = [0u8; 32];
+        let Some(hex_key) = record.and_then(|r| r.public_key) else { return Ok(()) };
+        if hex::decode_to_slice(&hex_key, &mut key).is_err() {
+            return Ok(());
+        }
+        let device = enrollment_assistant::RelayedDevice { sp_bound_id: id.clone(), public_key: key, sp_endpoint: endpoint.clone() };
+        enrollment_assistant::AssistantServices::relay(services.as_ref(), device)
+            .await
+            .map_err(|e| GatewayError::NewSpNotTold { sp: id.sp().to_string(), cause: e.to_string() })
+    }
+
     /// Opens the local link to the device at `addr`.
     async fn connect(&self, addr: &str) -> Result<Link, GatewayError> {
         let unreachable = |reason: String| GatewayError::DeviceUnreachable { addr: addr.to_string(), reason };
@@ -412,6 +432,9 @@ impl Gateway {
             public_key: sp_public_key.as_deref().and_then(store::parse_sp_key),
         };
         let failed = |_: &GatewayError| self.metrics.rebind(false);
+        // The new SP learns the device's identity and key before the device
+        // moves to it, so it accepts the device's messages from the first one.
+        self.tell_new_sp(id, sp_endpoint).await.inspect_err(failed)?;
         let link = self.connect(addr).await.inspect_err(failed)?;
         let report = rebind_sp(link, &self.identity, &new, self.timeouts.protocol).await.map_err(GatewayError::from).inspect_err(failed)?;
         self.metrics.rebind(true);

@@ -4,7 +4,8 @@
 //! the Zigbee sensor through the gateway); after SP 1 hands the meter to
 //! SP 2 its readings go to SP 2 and no more to SP 1; SP 2 changes the
 //! meter's reporting interval with a signed command that the device
-//! verifies with SP 2's key and applies.
+//! verifies with SP 2's key and applies; the app runs again after the
+//! device agent restarts.
 
 use std::time::{Duration, Instant};
 
@@ -83,6 +84,14 @@ async fn readings_follow_the_device_from_sp_one_to_sp_two_which_changes_its_inte
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The app survives a restart of the device: the agent runs it again
+    // from the store, with what it kept.
+    let before = from(&system, &system.sp_two, &meter_two).await?.len();
+    system.restart_agent_with(METER_ID, &fast)?;
+    let after = wait_for_messages(&system, &system.sp_two, &meter_two, before + 1).await?;
+    assert!(after.last().and_then(|m| m["body"].as_str()).is_some_and(|b| b.starts_with("reading=")), "{after:?}");
+    assert_eq!(system.device_state(METER_ID)?["operational"]["kept"]["interval"], "2", "kept across the restart");
+
     for sp in [&system.sp_one, &system.sp_two] {
         let stats = system.sp_stats(sp).await?;
         assert_eq!(stats["messages_rejected"], 0, "{stats}");

@@ -334,6 +334,11 @@ impl System {
     /// [`System::spawn_fleet_agent`] on consecutive ports from `listen`'s
     /// (the same ones again after a restart), or free ones for port 0.
     pub fn spawn_fleet_agent_at(&self, listen: &str) -> anyhow::Result<(Service, Vec<(String, SocketAddr)>)> {
+        self.spawn_fleet_agent_with(listen, &[])
+    }
+
+    /// [`System::spawn_fleet_agent_at`] with more arguments for `device-agent serve`.
+    pub fn spawn_fleet_agent_with(&self, listen: &str, extra: &[String]) -> anyhow::Result<(Service, Vec<(String, SocketAddr)>)> {
         let first = self.fleet.first().context("no fleet")?.clone();
         let db = self.paths.state("fleet.sqlite");
         let agent = Service::spawn(
@@ -353,7 +358,10 @@ impl System {
                 &self.fleet.len().to_string(),
                 "--listen",
                 listen,
-            ]),
+            ])
+            .into_iter()
+            .chain(extra.iter().cloned())
+            .collect::<Vec<_>>(),
             Some(&self.paths.log("fleet")),
         )?;
         let mut devices = Vec::new();
@@ -607,6 +615,12 @@ impl System {
     /// Packs one bound label per fleet device (payload text only):
     /// `labels/fleet/DEVICE.txt`.
     pub fn pack_fleet_labels(&self, app: &str) -> anyhow::Result<PathBuf> {
+        self.pack_fleet_labels_with(app, &[])
+    }
+
+    /// [`System::pack_fleet_labels`] with more arguments for `qr-packer batch`
+    /// (e.g. `--with-operational`).
+    pub fn pack_fleet_labels_with(&self, app: &str, extra: &[&str]) -> anyhow::Result<PathBuf> {
         let csv = self.paths.state("fleet.csv");
         let mut rows = String::from("device_id\n");
         for id in &self.fleet {
@@ -628,7 +642,10 @@ impl System {
                 "--out-dir",
                 &out.display().to_string(),
                 "--no-images",
-            ]),
+            ])
+            .into_iter()
+            .chain(extra.iter().map(|a| a.to_string()))
+            .collect::<Vec<_>>(),
         )?;
         Ok(out)
     }

@@ -25,6 +25,10 @@ pub struct RecordedMessage {
     pub seq: u64,
     /// The body as text (lossy), for people.
     pub body: String,
+    /// When the SP had verified it, Unix milliseconds (a device's sequence
+    /// number is its send time in milliseconds, so the two give the latency).
+    #[serde(default)]
+    pub verified_at_ms: u64,
 }
 
 /// What the SP holds of its devices' traffic.
@@ -80,7 +84,14 @@ pub(super) async fn receive(State(sim): State<Shared>, body: Bytes) -> Response 
     }
     sim.messages.last_seq.insert(message.identifier.clone(), message.seq);
     sim.messages.verified += 1;
-    let recorded = RecordedMessage { identifier: message.identifier, seq: message.seq, body: String::from_utf8_lossy(&body).into_owned() };
+    let verified_at_ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    let recorded = RecordedMessage {
+        identifier: message.identifier,
+        seq: message.seq,
+        body: String::from_utf8_lossy(&body).into_owned(),
+        verified_at_ms,
+    };
     let kept = &mut sim.messages.recorded;
     if kept.len() >= KEPT {
         kept.remove(0);

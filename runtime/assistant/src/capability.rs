@@ -247,14 +247,14 @@ impl PhoneHost {
     async fn offer_owner(&mut self) -> wasmtime::Result<Result<(), Refusal>> {
         Ok(match self.services.owner() {
             Some(owner) => self.offer(HandoverItem::Owner(owner)).await,
-            None => self.refuse(Refusal::Unavailable, "no owner configured".into()),
+            None => self.refuse(Refusal::Unavailable, "no owner configured (a gateway: set `owner` in gateway.toml)".into()),
         })
     }
 
     async fn offer_location(&mut self) -> wasmtime::Result<Result<(), Refusal>> {
         Ok(match self.services.location() {
             Some(location) => self.offer(HandoverItem::Location(location)).await,
-            None => self.refuse(Refusal::Unavailable, "no location configured".into()),
+            None => self.refuse(Refusal::Unavailable, "no location configured (a gateway: set `location` in gateway.toml)".into()),
         })
     }
 
@@ -266,7 +266,7 @@ impl PhoneHost {
         Ok(match self.services.network_credentials(technology).map(|c| c.encode()) {
             Some(Ok(bytes)) => self.offer(HandoverItem::Network(bytes)).await,
             Some(Err(e)) => self.refuse(Refusal::Unavailable, format!("configured credentials are invalid: {e}")),
-            None => self.refuse(Refusal::Unavailable, format!("no {technology} network configured")),
+            None => self.refuse(Refusal::Unavailable, format!("no {technology} network configured (a gateway: add a [[networks]] entry for it to gateway.toml)")),
         })
     }
 

@@ -3,7 +3,10 @@
 //! app, a gateway. Labels are packed by `qr-packer` and left in `out/labels`;
 //! both devices are enrolled from the label images; then SP 1 hands the
 //! meter to SP 2 with a signed unsolicited update and the new identifier
-//! shows on the gateway and on the device.
+//! shows on the gateway and on the device. The meter's label also carries
+//! its operational app: its readings are verified at SP 1, then, after the
+//! hand-over, at SP 2 and no more at SP 1, and SP 2 changes its reporting
+//! interval with a signed command.
 //!
 //! `demo [OUT_DIR]` (default `out`). Every child process is killed on exit
 //! and on Ctrl-C.
@@ -45,16 +48,26 @@ async fn demo(out: &std::path::Path) -> anyhow::Result<()> {
         println!("{step:>2}. {text}");
     };
     say(&format!("starting the system in {}", out.display()));
-    let system = System::start(out, &mut say).await?;
+    let mut system = System::start(out, &mut say).await?;
+    // The meter runs its operational app after enrollment; the demo wakes
+    // it every second (the app asks for 60 s).
+    let meter = DEVICES[0].device_id;
+    system.restart_agent_with(meter, &["--max-wake-ms".to_string(), "1000".into()])?;
+    let meter_label = system.pack_operational_label(meter)?;
 
     for d in &DEVICES {
         let t = Instant::now();
-        let report = system.enroll_from_label(d.device_id).await.with_context(|| format!("enrolling {}", d.device_id))?;
+        let (report, from) = if d.device_id == meter {
+            let addr = system.agent(meter)?.1.addr;
+            (system.enroll_text(&meter_label, addr).await?, format!("{}-op.txt (with its operational app)", d.app))
+        } else {
+            (system.enroll_from_label(d.device_id).await.with_context(|| format!("enrolling {}", d.device_id))?, format!("{}.png", d.app))
+        };
         let tm = &report["timings"];
         say(&format!(
-            "enrolled {} from {}.png in {:.1} ms (label {:.1}, halves {:.1} incl. control server {:.1}, SP relay {:.1}, device commit {:.1})",
+            "enrolled {} from {} in {:.1} ms (label {:.1}, halves {:.1} incl. control server {:.1}, SP relay {:.1}, device commit {:.1})",
             d.device_id,
-            d.app,
+            from,
             t.elapsed().as_secs_f64() * 1e3,
             ms(&tm["decode_verify_us"]),
             ms(&tm["run_us"]),
@@ -68,7 +81,10 @@ async fn demo(out: &std::path::Path) -> anyhow::Result<()> {
     let reported = system.sp_devices(&system.sp_one).await?;
     say(&format!("{SP_ONE} has recorded {} device(s): {}", count(&reported), identifiers(&reported)));
 
-    let meter = DEVICES[0].device_id;
+    let old_id = format!("{SP_ONE}/{}/{meter}", DEVICES[0].access);
+    let readings = wait_for_readings(&system, &system.sp_one, &old_id, 2).await?;
+    say(&format!("{SP_ONE} verified {} readings from {meter} (signed by the device's key): {}", readings.len(), bodies(&readings)));
+
     let t = Instant::now();
     let ack = system.hand_over(&[meter])?;
     say(&format!("{SP_ONE} hands {meter} to {SP_TWO} (signed unsolicited update): {}", ack.trim()));
@@ -82,6 +98,30 @@ async fn demo(out: &std::path::Path) -> anyhow::Result<()> {
         dev["sp_endpoint"].as_str().unwrap_or("?"),
         dev["sp_public_key"].as_str().and_then(|k| k.get(..16)).unwrap_or("?")
     );
+    let at_one = readings_from(&system, &system.sp_one, &old_id).await?.len();
+    let at_two = wait_for_readings(&system, &system.sp_two, &expected, 2).await?;
+    let at_one_now = readings_from(&system, &system.sp_one, &old_id).await?.len();
+    say(&format!(
+        "{SP_TWO} now verifies the meter's readings ({}); {SP_ONE} got {} more after the hand-over",
+        bodies(&at_two),
+        at_one_now.saturating_sub(at_one)
+    ));
+    system.sp_command(&system.sp_two, &expected, "interval=5").await?;
+    let t = Instant::now();
+    loop {
+        let state = system.device_state(meter)?;
+        if state["operational"]["kept"]["interval"] == "5" {
+            say(&format!(
+                "{SP_TWO} set the reporting interval to 5 s with a signed command; the device verified it with {SP_TWO}'s key and applied it in {:.1} s",
+                t.elapsed().as_secs_f64()
+            ));
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(30) {
+            anyhow::bail!("the device did not apply the interval: {state}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let other = DEVICES[1].device_id;
     let unchanged = system.gateway_device(other).await?;
     println!("      {other} stays {}", unchanged["identifier"].as_str().unwrap_or("?"));
@@ -93,6 +133,33 @@ async fn demo(out: &std::path::Path) -> anyhow::Result<()> {
         system.paths.root.join("logs").display()
     ));
     Ok(())
+}
+
+async fn readings_from(system: &System, sp: &end_to_end_tests::system::Service, id: &str) -> anyhow::Result<Vec<serde_json::Value>> {
+    Ok(system.sp_messages(sp).await?.into_iter().filter(|m| m["identifier"] == id).collect())
+}
+
+async fn wait_for_readings(
+    system: &System,
+    sp: &end_to_end_tests::system::Service,
+    id: &str,
+    n: usize,
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    let t = Instant::now();
+    loop {
+        let got = readings_from(system, sp, id).await?;
+        if got.len() >= n {
+            return Ok(got);
+        }
+        if t.elapsed() > Duration::from_secs(30) {
+            anyhow::bail!("{id}: {} of {n} readings at {}", got.len(), sp.url());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn bodies(messages: &[serde_json::Value]) -> String {
+    messages.iter().rev().take(2).rev().filter_map(|m| m["body"].as_str()).collect::<Vec<_>>().join("; ")
 }
 
 fn ms(v: &serde_json::Value) -> f64 {

@@ -184,9 +184,13 @@ async fn remembered_refusals_stay_bounded() {
 
 #[tokio::test]
 async fn a_compile_past_its_timeout_is_refused_and_keeps_its_slot_until_it_ends() {
+    // Cranelift, the slower compiler: the background compile must still be
+    // running when the second half asks for the slot (with Winch it once
+    // ended in between, on a loaded machine, and the second half got the slot).
     let config = SandboxConfig {
         compile_timeout: Duration::from_millis(1),
         max_concurrent_compiles: 1,
+        compiler: crate::sandbox::Compiler::Cranelift,
         ..SandboxConfig::default()
     };
     let sandbox = sandbox(config);

@@ -123,3 +123,30 @@ async fn an_operational_app_of_another_world_fails_the_enrollment_at_admission()
     assert!(matches!(&refused, DeviceFailure::Half(HalfError::ForeignImport { .. } | HalfError::WrongWorld { .. })), "{refused:?}");
     assert_eq!(fx.device.store().state(&eui(METER_ID)).unwrap(), before, "nothing committed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operational_app_not_signed_by_the_devices_manufacturer_is_refused_with_its_label() {
+    use end_to_end_tests::manifest;
+    use qr_packer::{Dictionary, Halves, ManufacturerKey, PreparedApp};
+    let fx = Fixture::new(Duration::from_secs(10));
+    let before = fx.device.store().state(&eui(METER_ID)).unwrap();
+    // A phone (or anyone on the way) that puts its own operational app in
+    // the payload must sign it itself: the device trusts only its manufacturer.
+    let stranger = ManufacturerKey::from_secret("not-acme", [0x66; 32]).unwrap();
+    let halves = Halves {
+        phone: enrollment_apps::WIFI_METER.phone.to_vec(),
+        device: enrollment_apps::WIFI_METER.device.to_vec(),
+        operational: Some(WIFI_METER_OPERATIONAL.to_vec()),
+    };
+    let signed = PreparedApp::unchecked(halves, &Dictionary::current())
+        .unwrap()
+        .seal(&manifest(&WIFI_METER, METER_ID), &stranger)
+        .unwrap();
+    let app = enrollment_assistant::ScannedApp::from_signed(signed, &stranger.trusted()).unwrap();
+    let (a, b) = enrollment_assistant::Link::memory_pair();
+    let (_, device) =
+        tokio::join!(fx.assistant.enroll(a, &app, enrollment_assistant::EnrollOptions::default()), fx.device.serve(eui(METER_ID), b));
+    assert!(matches!(device, Err(DeviceFailure::Untrusted(_))), "{device:?}");
+    assert_eq!(fx.device.store().state(&eui(METER_ID)).unwrap(), before, "nothing committed");
+    assert!(fx.device.store().operational(&eui(METER_ID)).unwrap().is_none());
+}

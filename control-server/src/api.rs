@@ -245,6 +245,9 @@ async fn receive_handover(State(state): State<ServerState>, headers: HeaderMap, 
         other => other,
     })?;
     let result = crate::unsolicited::accept(&state, &body).await;
+    if let Err(e) = &result {
+        tracing::info!(code = e.code(), error = %e, "unsolicited update refused");
+    }
     crate::admin::journal::record(&state, &body, &result).await;
     Ok(Json(result?))
 }

@@ -256,7 +256,10 @@ pub async fn accept(state: &ServerState, body: &[u8]) -> Result<MoveAck, ApiErro
             ChangeError::FanoutTooLarge { .. } => ApiError::BatchTooLarge(e.to_string()),
             ChangeError::Store(e) => e.into(),
         })?;
-    tracing::info!(%message_id, sender = %kid, new_sp = %new_sp, devices = device_count, events = outcome.events, "unsolicited update accepted");
+    tracing::info!(
+        %message_id, sender = %kid, new_sp = %new_sp, devices = device_count, events = outcome.events,
+        took_ms = started.elapsed().as_millis() as u64, "unsolicited update accepted"
+    );
     Ok(MoveAck {
         message_id,
         accepted_at: clock::rfc3339(now_ms),

@@ -33,8 +33,9 @@ const APPS: &[&str] = &[
     "seed-template",
 ];
 const HALVES: &[&str] = &["phone", "device"];
-/// The apps that also have an operational app, the crate `<app>-operational`.
-const OPERATIONAL: &[&str] = &["wifi-meter", "zigbee-sensor"];
+/// The apps that also have an operational app, the crate `<app>-operational`
+/// (the dictionary seed has one too).
+const OPERATIONAL: &[&str] = &["wifi-meter", "zigbee-sensor", "seed-full"];
 
 fn main() {
     if let Err(error) = run() {

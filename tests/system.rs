@@ -436,8 +436,8 @@ impl System {
     }
 
     /// Packs `device_id`'s reference app with its operational app on the
-    /// label (`--with-operational`; the label is larger than the default
-    /// `--max-version` allows, see BENCHMARKS.md) and returns the payload text.
+    /// label (`--with-operational`, within `pack`'s default `--max-version`)
+    /// and returns the payload text.
     pub fn pack_operational_label(&self, device_id: &str) -> anyhow::Result<String> {
         let (spec, _, _) = self.agent(device_id)?;
         let name = format!("{}-op", spec.app);
@@ -448,8 +448,6 @@ impl System {
                 "--app",
                 spec.app,
                 "--with-operational",
-                "--max-version",
-                "40",
                 "--key",
                 &self.paths.state("manufacturer.key").display().to_string(),
                 "--device-id",

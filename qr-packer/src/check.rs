@@ -252,82 +252,6 @@ pub fn check_operational(wasm: &[u8]) -> Result<(), PackError> {
     check_half(wasm, World::Operational)
 }
 
-/// The capabilities a half uses: the functions of its imported interfaces
-/// other than `transport` (always used), as `interface.function`, e.g.
-/// `device.set-owner`. wit-component imports only the functions the core
-/// module calls, so this is what the half can do, read from its binary.
-pub fn used_capabilities(component: &[u8]) -> Result<Vec<String>, String> {
-    use wasmparser::{ComponentType, ComponentTypeRef, InstanceTypeDeclaration};
-    // The component's type index space: for instance types, their function
-    // exports; None for every other type.
-    let mut types: Vec<Option<Vec<String>>> = Vec::new();
-    let mut imports: Vec<(String, u32)> = Vec::new();
-    let mut depth = 0usize;
-    for payload in Parser::new(0).parse_all(component) {
-        match payload.map_err(|e| e.to_string())? {
-            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
-            Payload::End(_) => depth = depth.saturating_sub(1),
-            _ if depth > 0 => {}
-            Payload::ComponentTypeSection(s) => {
-                for ty in s {
-                    types.push(match ty.map_err(|e| e.to_string())? {
-                        ComponentType::Instance(decls) => Some(
-                            decls
-                                .iter()
-                                .filter_map(|d| match d {
-                                    InstanceTypeDeclaration::Export { name, ty: ComponentTypeRef::Func(_) } => {
-                                        Some(name.name.to_string())
-                                    }
-                                    _ => None,
-                                })
-                                .collect(),
-                        ),
-                        _ => None,
-                    });
-                }
-            }
-            Payload::ComponentAliasSection(s) => {
-                for alias in s {
-                    let kind = match alias.map_err(|e| e.to_string())? {
-                        wasmparser::ComponentAlias::InstanceExport { kind, .. } => Some(kind),
-                        wasmparser::ComponentAlias::Outer { kind, .. } => {
-                            (kind == wasmparser::ComponentOuterAliasKind::Type).then_some(ComponentExternalKind::Type)
-                        }
-                        wasmparser::ComponentAlias::CoreInstanceExport { .. } => None,
-                    };
-                    if kind == Some(ComponentExternalKind::Type) {
-                        types.push(None);
-                    }
-                }
-            }
-            Payload::ComponentImportSection(s) => {
-                for import in s {
-                    let import = import.map_err(|e| e.to_string())?;
-                    match import.ty {
-                        ComponentTypeRef::Instance(idx) => imports.push((import.name.full_name().into_owned(), idx)),
-                        ComponentTypeRef::Type(_) => types.push(None),
-                        _ => {}
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    let mut capabilities = Vec::new();
-    for (name, idx) in imports {
-        // `iot-enroll:enrollment/device@0.1.0` → `device`
-        let interface = name.rsplit('/').next().unwrap_or(&name).split('@').next().unwrap_or_default();
-        if interface == "transport" {
-            continue;
-        }
-        let Some(Some(funcs)) = types.get(idx as usize) else {
-            return Err(format!("import {name} does not name an instance type"));
-        };
-        capabilities.extend(funcs.iter().map(|f| format!("{interface}.{f}")));
-    }
-    Ok(capabilities)
-}
-
 type Exports = Vec<(String, ComponentExternalKind)>;
 
 fn top_level_imports_exports(component: &[u8]) -> Result<(Vec<String>, Exports), String> {
@@ -366,24 +290,6 @@ mod tests {
             check_half(app.device, World::Device).unwrap();
             assert!(matches!(check_half(app.phone, World::Device), Err(PackError::ForbiddenImport { .. })));
             assert!(matches!(check_half(app.device, World::Phone), Err(PackError::ForbiddenImport { .. })));
-        }
-    }
-
-    #[test]
-    fn capabilities_are_read_from_the_halves() {
-        let wifi = used_capabilities(enrollment_apps::WIFI_METER.phone).unwrap();
-        assert!(wifi.contains(&"offer.assistant".to_string()) && wifi.contains(&"assistant.technology".to_string()), "{wifi:?}");
-        let lock = used_capabilities(enrollment_apps::BLE_LOCK.phone).unwrap();
-        assert!(!lock.contains(&"assistant.technology".to_string()), "{lock:?}");
-        assert!(lock.contains(&"offer.finish".to_string()), "{lock:?}");
-        let device = used_capabilities(enrollment_apps::ZIGBEE_SENSOR.device).unwrap();
-        assert!(device.contains(&"take.finish".to_string()) && !device.contains(&"device.set-config".to_string()), "{device:?}");
-        for app in ALL {
-            for half in [app.phone, app.device] {
-                for cap in used_capabilities(half).unwrap() {
-                    assert!(crate::manifest::CAPABILITIES.contains(&cap.as_str()), "{}: {cap}", app.name);
-                }
-            }
         }
     }
 

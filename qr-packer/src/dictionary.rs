@@ -49,10 +49,13 @@ const SHIPPED: &[(u32, &str, &[u8])] = &[
     (1, "enroll-v1.zdict", include_bytes!("../dictionaries/enroll-v1.zdict")),
     // WIT 0.2.0, trained on the dictionary seeds only: what every app shares.
     (2, "enroll-v2.zdict", include_bytes!("../dictionaries/enroll-v2.zdict")),
+    // WIT 0.2.0, the seeds again, now with the SDK's parameter and record
+    // helpers and the operational seed (world `operational`).
+    (3, "enroll-v3.zdict", include_bytes!("../dictionaries/enroll-v3.zdict")),
 ];
 
 /// The id payloads are packed with by default.
-pub const CURRENT_ID: u32 = 2;
+pub const CURRENT_ID: u32 = 3;
 
 /// The id meaning "no dictionary".
 pub const NONE_ID: u32 = 0;
@@ -229,10 +232,14 @@ pub fn train(apps: &[TrainingApp<'_>]) -> Vec<u8> {
 /// measurements: a dictionary is never measured on an app it was trained on).
 /// The shipped dictionary: raw content of the stripped dictionary seeds
 /// (`enrollment_apps::SEEDS`: every import of each world and the SDK's
-/// helpers, and the app `qr-packer new` writes), and of no app.
+/// helpers, and the app `qr-packer new` writes), and of no app; the
+/// operational seed first (farthest from the end: fewer labels carry an
+/// operational app, and nearer matches cost fewer bits).
 #[cfg(feature = "reference-apps")]
 pub fn train_shipped() -> Result<Vec<u8>, crate::strip::StripError> {
-    train_from(enrollment_apps::SEEDS.iter())
+    let mut dict = crate::strip::strip_custom_sections(enrollment_apps::SEED_OPERATIONAL.component)?;
+    dict.extend(train_from(enrollment_apps::SEEDS.iter())?);
+    Ok(dict)
 }
 
 #[cfg(feature = "reference-apps")]

@@ -119,19 +119,6 @@ impl PreparedApp {
         Ok(SignedPayload { bytes })
     }
 
-    /// The capabilities the phone and device halves use, read from their
-    /// imports (see [`check::used_capabilities`]), for manifests that do not
-    /// list them.
-    #[cfg(feature = "pack")]
-    pub fn capabilities(&self) -> Vec<String> {
-        let mut caps = Vec::new();
-        for half in [&self.halves.phone, &self.halves.device] {
-            // The halves passed `check_half`, so they parse.
-            caps.extend(check::used_capabilities(half).unwrap_or_default());
-        }
-        caps
-    }
-
     /// The stripped halves.
     pub fn halves(&self) -> &Halves {
         &self.halves

@@ -2,7 +2,9 @@
 //!
 //! - `compile/{cranelift,winch}/{app}/{half}`: a cold compile of one half —
 //!   validation, import check, compilation and linking (`instantiate_pre`),
-//!   with the cache bypassed (a fresh cache per iteration);
+//!   with the cache bypassed (a fresh cache per iteration); `…/as-linked`
+//!   is the same half componentized without the builder's whole-world
+//!   imports, for what those cost;
 //! - `enroll/warm/{app}`: one whole in-process enrollment with both halves
 //!   already compiled: both instantiated and run, the two-phase commit, and
 //!   the device's SQLite commit with `synchronous=FULL` (an fsync of the WAL
@@ -40,27 +42,41 @@ fn compile(c: &mut Criterion) {
         let phone_linker = PhoneHost::linker(sandbox.engine()).expect("linker");
         let device_linker = DeviceHost::linker(sandbox.engine()).expect("linker");
         for app in [&WIFI_METER, &ZIGBEE_SENSOR] {
-            group.bench_function(BenchmarkId::new(&name, format!("{}/phone", app.name)), |b| {
-                b.iter(|| {
-                    let cache = ComponentCache::new(1);
-                    rt.block_on(sandbox.prepare(&cache, HalfKind::Phone, app.phone, &phone_linker, |p| {
-                        enrollment_host::bindings::phone::PhoneHalfPre::new(p)
-                    }))
-                    .expect("compiles");
-                })
-            });
-            group.bench_function(BenchmarkId::new(&name, format!("{}/device", app.name)), |b| {
-                b.iter(|| {
-                    let cache = ComponentCache::new(1);
-                    rt.block_on(sandbox.prepare(&cache, HalfKind::Device, app.device, &device_linker, |p| {
-                        enrollment_host::bindings::device::DeviceHalfPre::new(p)
-                    }))
-                    .expect("compiles");
-                })
-            });
+            // As shipped (every import of its world, see `enrollment-builder`),
+            // and as wit-component makes it of the linker's output alone (only
+            // the imports the half calls): what the whole world costs here.
+            let variants = [
+                (String::new(), app.phone.to_vec(), app.device.to_vec()),
+                ("/as-linked".to_string(), as_linked(app.phone_core), as_linked(app.device_core)),
+            ];
+            for (suffix, phone, device) in &variants {
+                group.bench_function(BenchmarkId::new(&name, format!("{}/phone{suffix}", app.name)), |b| {
+                    b.iter(|| {
+                        let cache = ComponentCache::new(1);
+                        rt.block_on(sandbox.prepare(&cache, HalfKind::Phone, phone, &phone_linker, |p| {
+                            enrollment_host::bindings::phone::PhoneHalfPre::new(p)
+                        }))
+                        .expect("compiles");
+                    })
+                });
+                group.bench_function(BenchmarkId::new(&name, format!("{}/device{suffix}", app.name)), |b| {
+                    b.iter(|| {
+                        let cache = ComponentCache::new(1);
+                        rt.block_on(sandbox.prepare(&cache, HalfKind::Device, device, &device_linker, |p| {
+                            enrollment_host::bindings::device::DeviceHalfPre::new(p)
+                        }))
+                        .expect("compiles");
+                    })
+                });
+            }
         }
     }
     group.finish();
+}
+
+/// The component wit-component makes of a core module as the linker wrote it.
+fn as_linked(core: &[u8]) -> Vec<u8> {
+    wit_component::ComponentEncoder::default().module(core).expect("a core module with bindings").encode().expect("encodes")
 }
 
 fn warm_enrollment(c: &mut Criterion) {

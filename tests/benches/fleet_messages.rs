@@ -39,7 +39,7 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let mut system = System::start_with_fleet(dir.path(), devices, &mut |_| {}).await?;
     let t = Instant::now();
-    let labels_dir = system.pack_fleet_labels_with("wifi-meter", &["--with-operational", "--max-version", "40"])?;
+    let labels_dir = system.pack_fleet_labels_with("wifi-meter", &["--with-operational"])?;
     let mut labels = HashMap::new();
     for id in system.fleet_ids() {
         labels.insert(id.clone(), std::fs::read_to_string(labels_dir.join(format!("{id}.txt")))?.trim().to_string());

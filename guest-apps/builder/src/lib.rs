@@ -6,6 +6,8 @@
 //! Used by `guest-apps/build.rs` for the reference apps and by
 //! `qr-packer build` for anyone's app, so both build a half the same way.
 
+mod canonical;
+
 use std::ffi::OsString;
 use std::path::Path;
 use std::process::Command;
@@ -96,10 +98,14 @@ pub fn cargo_build(cargo: Option<OsString>, workspace: &Path, target_dir: Option
 /// component uses are dropped first: `__heap_base` and `__data_end` (rustc
 /// exports them for wasm32-unknown-unknown tooling) and wit-bindgen's
 /// versioned `cabi_realloc_wit_bindgen_*` (the component uses
-/// `cabi_realloc`). Custom sections are kept: removing them is the packer's
-/// step, not the build's.
+/// `cabi_realloc`). Before that, the module gets every import of its world
+/// in the world's order ([`canonical`]), so every app of a world has the
+/// component structure of the dictionary seeds. Custom sections are kept
+/// (but for the `name` section, whose indices would be stale): removing them
+/// is the packer's step, not the build's.
 pub fn componentize(core: &[u8]) -> Result<Vec<u8>, BuildError> {
-    let core = drop_exports(core, |name| {
+    let core = canonical::with_whole_world(core);
+    let core = drop_exports(&core, |name| {
         matches!(name, "__heap_base" | "__data_end") || name.starts_with("cabi_realloc_wit_bindgen_")
     })?;
     let encode = || -> Result<Vec<u8>, String> {

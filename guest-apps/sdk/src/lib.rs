@@ -7,8 +7,10 @@
 //! - [`operational`]: the bindings of world `operational`, the app a device
 //!   runs after enrollment, and numbers kept as settings
 //!   ([`operational::get_u32`], [`operational::keep_u32`]).
-//! - [`text`]: decimals, `name=value` commands and messages without
-//!   `core::fmt`.
+//! - [`text`]: decimals, fixed-point numbers, bounded label parameters,
+//!   `name=value` commands and messages without `core::fmt`.
+//! - [`record`]: app-defined records built and read field by field
+//!   (big-endian, no allocation).
 //! - A global allocator and a panic handler, so a half needs no `std`.
 //!
 //! A half is a `cdylib` that implements the world's `Guest` trait and
@@ -38,6 +40,7 @@
 
 extern crate alloc;
 
+pub mod record;
 mod rt;
 pub mod text;
 
@@ -121,6 +124,16 @@ pub mod phone {
         offer::finish()
     }
 
+    /// The label parameter `name` as a number in `min..=max` with up to
+    /// `places` decimals, scaled by `10^places` (`"13.5"` with 1 place is
+    /// 135), or `default` if the label has none ([`crate::text::bounded`]).
+    /// `InvalidValue` if it is malformed, out of range, or absent without a
+    /// default.
+    pub fn param_number(name: &str, places: u32, default: Option<u32>, min: u32, max: u32) -> Result<u32, Refusal> {
+        let value = manifest::param(name);
+        crate::text::bounded(value.as_deref().map(str::as_bytes), places, default, min, max).ok_or(Refusal::InvalidValue)
+    }
+
     /// Offers a label parameter to the device as a configuration value, if
     /// the manufacturer signed one under `name`.
     pub fn forward_param(name: &str) -> Result<(), Refusal> {
@@ -178,6 +191,13 @@ pub mod device {
             Item::Parameter((n, value)) if n == name => Ok(value),
             _ => Err(Refusal::OutOfOrder),
         }
+    }
+
+    /// The label parameter `name` as a number, as [`crate::phone::param_number`]
+    /// reads it on the phone (the device reads the same signed label).
+    pub fn param_number(name: &str, places: u32, default: Option<u32>, min: u32, max: u32) -> Result<u32, Refusal> {
+        let value = manifest::param(name);
+        crate::text::bounded(value.as_deref().map(str::as_bytes), places, default, min, max).ok_or(Refusal::InvalidValue)
     }
 
     /// Takes the next item, which must be a record tagged `tag`, and returns

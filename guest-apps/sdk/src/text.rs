@@ -1,4 +1,5 @@
-//! Numbers and `name=value` commands as bytes, without `core::fmt`.
+//! Numbers, label parameters and `name=value` commands as bytes, without
+//! `core::fmt`.
 //!
 //! An operational app reports readings as short text (`reading=1234 seq=7`)
 //! and takes commands as short text (`interval=30`). Formatting them with
@@ -49,6 +50,69 @@ pub fn parse_u32(digits: &[u8]) -> Option<u32> {
     u32::try_from(parse_u64(digits)?).ok()
 }
 
+/// A decimal with at most `places` digits after its point, as a whole
+/// number of `10^-places`: `parse_fixed(b"13.5", 1)` is `Some(135)`,
+/// `parse_fixed(b"16", 1)` is `Some(160)`, `parse_fixed(b"7", 0)` is
+/// `Some(7)`. `None` for anything else: no digit before the point, a point
+/// without a digit after it, more than `places` digits after it, a sign,
+/// spaces, more than `u32::MAX`.
+#[inline(never)]
+pub fn parse_fixed(text: &[u8], places: u32) -> Option<u32> {
+    let mut value: u64 = 0;
+    let mut whole = 0;
+    // Digits after the point, once there is one.
+    let mut fraction: Option<u32> = None;
+    for &b in text {
+        if b == b'.' && fraction.is_none() {
+            fraction = Some(0);
+            continue;
+        }
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        value = value * 10 + u64::from(d);
+        match &mut fraction {
+            Some(n) => *n += 1,
+            None => whole += 1,
+        }
+        if value > u64::from(u32::MAX) {
+            return None;
+        }
+    }
+    let fraction = match fraction {
+        Some(0) => return None,
+        Some(n) => n,
+        None => 0,
+    };
+    if whole == 0 || fraction > places {
+        return None;
+    }
+    for _ in fraction..places {
+        value *= 10;
+        if value > u64::from(u32::MAX) {
+            return None;
+        }
+    }
+    Some(value as u32)
+}
+
+/// A label parameter's value (`None`: the label has none) as a number in
+/// `min..=max`: ASCII spaces around it ignored, read by [`parse_fixed`] with
+/// `places` decimals, `default` when absent. `None` if it is absent without
+/// a default, malformed or out of range.
+///
+/// Both worlds wrap it as `param_number` (`phone::param_number`,
+/// `device::param_number`), which read the value from the label.
+#[inline(never)]
+pub fn bounded(value: Option<&[u8]>, places: u32, default: Option<u32>, min: u32, max: u32) -> Option<u32> {
+    let n = match value {
+        Some(text) => parse_fixed(text.trim_ascii(), places)?,
+        None => default?,
+    };
+    (min..=max).contains(&n).then_some(n)
+}
+
 /// Splits a command `name=value` at its first `=`; `None` without one or
 /// with an empty name.
 pub fn split_command(command: &[u8]) -> Option<(&[u8], &[u8])> {
@@ -72,35 +136,19 @@ pub fn command_u32(command: &[u8], name: &str) -> Option<u32> {
 ///
 /// Bytes beyond `N` are dropped and [`Message::overflowed`] says so: size
 /// `N` to the longest message the app sends (a field takes its name, `=`,
-/// up to 20 digits and a space).
-pub struct Message<const N: usize> {
-    bytes: [u8; N],
-    len: usize,
-    overflowed: bool,
-}
-
-impl<const N: usize> Default for Message<N> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+/// up to 20 digits and a space). A [`super::record::Writer`] underneath.
+#[derive(Default)]
+pub struct Message<const N: usize>(super::record::Writer<N>);
 
 impl<const N: usize> Message<N> {
     /// An empty message.
     pub const fn new() -> Self {
-        Message { bytes: [0; N], len: 0, overflowed: false }
+        Message(super::record::Writer::new())
     }
 
     /// Appends raw bytes.
     pub fn push(&mut self, bytes: &[u8]) -> &mut Self {
-        for &b in bytes {
-            if self.len == N {
-                self.overflowed = true;
-                break;
-            }
-            self.bytes[self.len] = b;
-            self.len += 1;
-        }
+        self.0.bytes(bytes);
         self
     }
 
@@ -112,7 +160,7 @@ impl<const N: usize> Message<N> {
 
     /// Appends the field `name=n`, after a space unless it is the first.
     pub fn field(&mut self, name: &str, n: u64) -> &mut Self {
-        if self.len > 0 {
+        if !self.0.as_bytes().is_empty() {
             self.push(b" ");
         }
         self.push(name.as_bytes()).push(b"=").push_decimal(n)
@@ -120,12 +168,12 @@ impl<const N: usize> Message<N> {
 
     /// The message so far.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..self.len]
+        self.0.as_bytes()
     }
 
     /// Whether bytes were dropped because the message was full.
     pub fn overflowed(&self) -> bool {
-        self.overflowed
+        self.0.overflowed()
     }
 }
 
@@ -154,6 +202,41 @@ mod tests {
         }
         assert_eq!(parse_u32(b"4294967295"), Some(u32::MAX));
         assert_eq!(parse_u32(b"4294967296"), None);
+    }
+
+    #[test]
+    fn fixed_decimals_scale_by_their_places_and_refuse_anything_else() {
+        assert_eq!(parse_fixed(b"13.5", 1), Some(135));
+        assert_eq!(parse_fixed(b"16", 1), Some(160));
+        assert_eq!(parse_fixed(b"7", 0), Some(7));
+        assert_eq!(parse_fixed(b"0.05", 2), Some(5));
+        assert_eq!(parse_fixed(b"4294967295", 0), Some(u32::MAX));
+        for (bad, places) in [
+            (&b""[..], 1),
+            (b".5", 1),
+            (b"13.", 1),
+            (b"13.", 0),
+            (b"13.55", 1),
+            (b"1.5", 0),
+            (b"1.2.3", 2),
+            (b"-1", 0),
+            (b" 1", 0),
+            (b"4294967296", 0),
+            (b"429496730", 1),
+        ] {
+            assert_eq!(parse_fixed(bad, places), None, "{:?} with {places}", core::str::from_utf8(bad));
+        }
+    }
+
+    #[test]
+    fn a_bounded_parameter_is_trimmed_defaulted_and_range_checked() {
+        assert_eq!(bounded(Some(b" 180 "), 0, None, 30, 900), Some(180));
+        assert_eq!(bounded(None, 0, Some(180), 30, 900), Some(180));
+        assert_eq!(bounded(None, 0, None, 30, 900), None, "required");
+        assert_eq!(bounded(Some(b"29"), 0, Some(180), 30, 900), None, "below");
+        assert_eq!(bounded(Some(b"901"), 0, None, 30, 900), None, "above");
+        assert_eq!(bounded(Some(b"10.5"), 1, None, 1, 160), Some(105));
+        assert_eq!(bounded(Some(b"ten"), 0, Some(1), 0, 9), None, "a bad value is not the default");
     }
 
     #[test]

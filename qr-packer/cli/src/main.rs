@@ -357,7 +357,7 @@ struct TrainDictArgs {
     /// Retrain the shipped dictionary from the dictionary seeds (no app's code).
     #[arg(long)]
     shipped: bool,
-    /// Where to write the dictionary [with --shipped, default: qr-packer/dictionaries/enroll-v2.zdict].
+    /// Where to write the dictionary [with --shipped, default: the current shipped dictionary's file, qr-packer/dictionaries/enroll-v3.zdict].
     #[arg(long, required_unless_present_any = ["reference", "shipped"])]
     out: Option<PathBuf>,
     /// The id labels will name the dictionary by: 128 to 255, the signer's own.
@@ -938,7 +938,8 @@ fn render(args: RenderArgs) -> Result<ExitCode> {
 
 fn train_dict(args: TrainDictArgs) -> Result<ExitCode> {
     if args.shipped {
-        let out = args.out.clone().unwrap_or_else(|| PathBuf::from("qr-packer/dictionaries/enroll-v2.zdict"));
+        let current = format!("qr-packer/dictionaries/{}", Dictionary::current().name());
+        let out = args.out.clone().unwrap_or_else(|| PathBuf::from(current));
         let dict = dictionary::train_shipped()?;
         write(&out, &dict)?;
         say!("{} bytes (raw content of the stripped dictionary seeds) → {}", dict.len(), out.display());

@@ -22,6 +22,7 @@ const FILES: &[(&str, &str)] = &[
     ("device/src/lib.rs", include_str!("../../template/device/src/lib.rs")),
     ("sdk/Cargo.toml", include_str!("../../../guest-apps/sdk/Cargo.toml")),
     ("sdk/src/lib.rs", include_str!("../../../guest-apps/sdk/src/lib.rs")),
+    ("sdk/src/record.rs", include_str!("../../../guest-apps/sdk/src/record.rs")),
     ("sdk/src/rt.rs", include_str!("../../../guest-apps/sdk/src/rt.rs")),
     ("sdk/src/text.rs", include_str!("../../../guest-apps/sdk/src/text.rs")),
     ("sdk/wit/enrollment.wit", include_str!("../../../wit/enrollment.wit")),

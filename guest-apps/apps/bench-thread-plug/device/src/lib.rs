@@ -20,9 +20,9 @@
 
 extern crate alloc;
 
-use alloc::vec::Vec;
-use enrollment_sdk::device::{self, Item, take};
 use enrollment_sdk::device::device as plug;
+use enrollment_sdk::device::{self, Item, take};
+use enrollment_sdk::record::Reader;
 
 #[path = "../../shared/wire.rs"]
 mod wire;
@@ -32,8 +32,7 @@ struct ThreadPlugDevice;
 impl enrollment_sdk::device::Guest for ThreadPlugDevice {
     fn enroll() -> Result<(), ()> {
         device::expect(&Item::Network).map_err(drop)?;
-        let body = record(take::next().map_err(drop)?, wire::COMMISSION)?;
-        commissioning(&body)?;
+        commissioning(&record(take::next().map_err(drop)?, wire::COMMISSION)?)?;
         let mut next = take::next().map_err(drop)?;
         if matches!(next, Item::Record((wire::SCHEDULE, _))) {
             schedule(&record(next, wire::SCHEDULE)?)?;
@@ -51,21 +50,24 @@ impl enrollment_sdk::device::Guest for ThreadPlugDevice {
 enrollment_sdk::device_half!(ThreadPlugDevice);
 
 /// The body of a record with the expected tag whose checksum matches.
-fn record(item: Item, tag: u32) -> Result<Vec<u8>, ()> {
+fn record(item: Item, tag: u32) -> Result<alloc::vec::Vec<u8>, ()> {
     let Item::Record((got, mut bytes)) = item else { return Err(()) };
     let at = bytes.len().checked_sub(2).ok_or(())?;
-    let crc = u16::from_be_bytes([bytes[at], bytes[at + 1]]);
+    let crc = Reader::new(&bytes[at..]).u16().ok_or(())?;
     bytes.truncate(at);
-    if got != tag || wire::crc16(&bytes) != crc {
+    if got != tag || u32::from(wire::crc16(&bytes)) != crc {
         return Err(());
     }
     Ok(bytes)
 }
 
 fn commissioning(body: &[u8]) -> Result<(), ()> {
-    let [version, v0, v1, p0, p1, _revision, w0, w1, eui_len, eui @ ..] = body else { return Err(()) };
-    let (vendor, product, window) = (be16(*v0, *v1), be16(*p0, *p1), be16(*w0, *w1));
-    if *version != wire::VERSION || usize::from(*eui_len) != eui.len() {
+    let mut r = Reader::new(body);
+    let (version, vendor, product) = (r.u8().ok_or(())?, r.u16().ok_or(())?, r.u16().ok_or(())?);
+    let (_revision, window) = (r.u8().ok_or(())?, r.u16().ok_or(())?);
+    let eui_len = r.u8().ok_or(())?;
+    let eui = r.rest();
+    if version != u32::from(wire::VERSION) || eui_len as usize != eui.len() {
         return Err(());
     }
     if !(1..=0xFFFE).contains(&vendor) || !(1..=0xFFFE).contains(&product) || !(30..=900).contains(&window) {
@@ -75,23 +77,23 @@ fn commissioning(body: &[u8]) -> Result<(), ()> {
     if eui != plug::device_id().as_slice() {
         return Err(());
     }
-    let mut value = Vec::with_capacity(7);
-    value.extend_from_slice(&body[1..6]);
-    value.extend_from_slice(&window.to_be_bytes());
+    let mut value = [0; 7];
+    value[..5].copy_from_slice(&body[1..6]);
+    value[5..].copy_from_slice(&(window as u16).to_be_bytes());
     config("thread.commissioning", &value)
 }
 
 fn schedule(body: &[u8]) -> Result<(), ()> {
-    let (&count, windows) = body.split_first().ok_or(())?;
-    let count = usize::from(count);
-    if count == 0 || count > wire::MAX_WINDOWS || windows.len() != 4 * count {
+    let mut r = Reader::new(body);
+    let count = r.u8().ok_or(())? as usize;
+    if count == 0 || count > wire::MAX_WINDOWS || r.rest().len() != 4 * count {
         return Err(());
     }
     let mut previous_off = 0;
-    for (i, window) in windows.chunks_exact(4).enumerate() {
-        let (on, off) = (be16(window[0], window[1]), be16(window[2], window[3]));
+    for i in 0..count {
+        let (on, off) = (r.u16().ok_or(())?, r.u16().ok_or(())?);
         // Sorted, not overlapping, each at least a minute, within the day.
-        if on >= off || off > wire::DAY || (i > 0 && on < previous_off) {
+        if on >= off || off > u32::from(wire::DAY) || (i > 0 && on < previous_off) {
             return Err(());
         }
         previous_off = off;
@@ -100,22 +102,20 @@ fn schedule(body: &[u8]) -> Result<(), ()> {
 }
 
 fn power_limit(body: &[u8]) -> Result<(), ()> {
-    let [w0, w1, a0, a1, volts, action] = body else { return Err(()) };
-    let (watts, deciamps) = (u32::from(be16(*w0, *w1)), u32::from(be16(*a0, *a1)));
-    if !(1..=3680).contains(&watts) || !(1..=160).contains(&deciamps) || !(100..=250).contains(volts) || *action > 1 {
+    let mut r = Reader::new(body);
+    let (watts, deciamps) = (r.u16().ok_or(())?, r.u16().ok_or(())?);
+    let (volts, action) = (r.u8().ok_or(())?, r.u8().ok_or(())?);
+    r.finish().ok_or(())?;
+    if !(1..=3680).contains(&watts) || !(1..=160).contains(&deciamps) || !(100..=250).contains(&volts) || action > 1 {
         return Err(());
     }
     // A power limit the current limit would trip before it is reached.
-    if watts * 10 > u32::from(*volts) * deciamps {
+    if watts * 10 > volts * deciamps {
         return Err(());
     }
-    config("plug.limit", &[*w0, *w1, *a0, *a1, *action])?;
+    config("plug.limit", &[body[0], body[1], body[2], body[3], body[5]])?;
     let trip_ma = deciamps * 100 + deciamps * 5;
     config("plug.trip-ma", &trip_ma.to_be_bytes())
-}
-
-fn be16(high: u8, low: u8) -> u16 {
-    u16::from_be_bytes([high, low])
 }
 
 fn config(name: &str, value: &[u8]) -> Result<(), ()> {

@@ -4,6 +4,7 @@
 #![no_std]
 
 use enrollment_sdk::device::{self, Item, diagnostics, manifest, take, transport};
+use enrollment_sdk::record::Reader;
 
 struct Seed;
 
@@ -15,7 +16,12 @@ impl device::Guest for Seed {
         let _ = manifest::secret();
         let _ = manifest::param("name");
         device::device::set_config("mode", &[1]).map_err(drop)?;
-        let _ = transport::receive().map_err(drop)?;
+        let message = transport::receive().map_err(drop)?;
+        let mut r = Reader::new(&message);
+        let n = device::param_number("n", 1, Some(1), 0, 9).map_err(drop)?;
+        if (r.u8(), r.u16(), r.u32(), r.take(1)) != (Some(n), Some(1), Some(2), Some(&[3][..])) || r.finish().is_none() {
+            return Err(());
+        }
         transport::send(&[0]).map_err(drop)?;
         if let Item::Record((_, _)) = device::expect(&Item::Owner).map_err(drop)? {
             return Err(());

@@ -6,6 +6,7 @@
 #![no_std]
 
 use enrollment_sdk::phone::{self, assistant, diagnostics, manifest, offer, transport};
+use enrollment_sdk::record::Writer;
 
 struct Seed;
 
@@ -19,7 +20,12 @@ impl phone::Guest for Seed {
         }
         phone::forward_param("interval").map_err(drop)?;
         offer::parameter("mode", "1").map_err(drop)?;
-        offer::record(1, &[0]).map_err(drop)?;
+        let mut record = Writer::<16>::new();
+        record.u8(1).u16(phone::param_number("n", 0, Some(1), 0, 9).map_err(drop)?).u32(2).bytes(&[3]);
+        if record.overflowed() {
+            return Err(());
+        }
+        offer::record(1, record.as_bytes()).map_err(drop)?;
         transport::send(&[0]).map_err(drop)?;
         let _ = transport::receive().map_err(drop)?;
         phone::hand_over().map_err(drop)

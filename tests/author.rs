@@ -19,9 +19,15 @@ fn text(out: &Output) -> String {
 
 /// A new app in a fresh temporary folder (outside the workspace).
 fn new_app(access: &str) -> anyhow::Result<(tempfile::TempDir, PathBuf)> {
+    new_app_with(access, &[])
+}
+
+fn new_app_with(access: &str, extra: &[&str]) -> anyhow::Result<(tempfile::TempDir, PathBuf)> {
     let root = tempfile::tempdir()?;
     let app = root.path().join("smart-plug");
-    let out = qr_packer(&["new", app.to_str().context("utf-8 path")?, "--access", access], root.path())?;
+    let mut args = vec!["new", app.to_str().context("utf-8 path")?, "--access", access];
+    args.extend(extra);
+    let out = qr_packer(&args, root.path())?;
     anyhow::ensure!(out.status.success(), "new: {}", text(&out));
     Ok((root, app))
 }
@@ -75,6 +81,44 @@ fn from_an_empty_folder_to_an_enrolled_device_agent() -> anyhow::Result<()> {
     let state = DeviceAgent::show(&agent.db, device_id)?;
     assert_eq!(state["sp_bound_id"], format!("sp.example/thread/{device_id}").as_str());
     assert_eq!(state["sealed"], true);
+    Ok(())
+}
+
+#[test]
+fn an_app_with_an_operational_app_builds_and_packs_all_three() -> anyhow::Result<()> {
+    let (root, app) = new_app_with("wifi", &["--operational"])?;
+    let manifest = std::fs::read_to_string(app.join("Cargo.toml"))?;
+    assert!(manifest.contains(r#"members = ["phone", "device", "operational"]"#), "{manifest}");
+
+    // Left out of the workspace's members, it is not built: said so.
+    std::fs::write(app.join("Cargo.toml"), manifest.replace(r#", "operational"]"#, "]"))?;
+    let out = qr_packer(&["build", "."], &app)?;
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("operational/ was not built: add it to the workspace members"), "{}", text(&out));
+
+    std::fs::write(app.join("Cargo.toml"), manifest)?;
+    let out = qr_packer(&["build", "."], &app)?;
+    let said = text(&out);
+    assert!(out.status.success(), "build: {said}");
+    assert!(said.contains("the halves and the operational app are components of their worlds"), "{said}");
+    assert!(said.contains("operational, stripped"), "{said}");
+    let operational = app.join("target/enrollment/operational.wasm");
+    assert!(operational.exists());
+
+    let out = qr_packer(&["keygen", "--kid", "meter-maker-1", "--out", "maker.key"], root.path())?;
+    assert!(out.status.success(), "keygen: {}", text(&out));
+    let (phone, device) = (app.join("target/enrollment/phone.wasm"), app.join("target/enrollment/device.wasm"));
+    // Within pack's default --max-version: the shipped dictionary knows world `operational`.
+    let out = qr_packer(
+        &[
+            "pack", "--phone", phone.to_str().context("utf-8")?, "--device", device.to_str().context("utf-8")?,
+            "--operational", operational.to_str().context("utf-8")?, "--key", "maker.key", "--app-id", "meter",
+            "--app-version", "1.0.0", "--manufacturer", "Meter Maker", "--product", "Meter M1", "--access", "wifi",
+            "--device-id", "AC-DE-48-00-00-01", "--out-dir", "labels",
+        ],
+        root.path(),
+    )?;
+    assert!(out.status.success(), "pack: {}", text(&out));
     Ok(())
 }
 

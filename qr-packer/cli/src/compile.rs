@@ -1,26 +1,29 @@
-//! `qr-packer build DIR`: compiles both halves of an app for wasm32,
-//! componentizes them in-process (`enrollment-builder`, the same code the
-//! product's reference apps are built with), checks every runtime limit and
-//! the worlds before anything is signed, writes the two components and
-//! prints the size report with the QR version the label would need.
+//! `qr-packer build DIR`: compiles both halves of an app for wasm32 (and its
+//! operational app, if it has an `operational/` crate), componentizes them
+//! in-process (`enrollment-builder`, the same code the product's reference
+//! apps are built with), checks every runtime limit and the worlds before
+//! anything is signed, writes the components and prints the size report
+//! with the QR version the label would need.
 
 use crate::stdout::{say, say_raw};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use qr_packer::check::{World, check_half};
+use qr_packer::check::{World, check_half, check_operational};
 use qr_packer::report::{DEFAULT_MAX_VERSION, SizeReport, naive_size};
 use qr_packer::{Dictionary, Ec, Halves, Manifest, ManufacturerKey, PreparedApp};
 
 /// The SDK version this `qr-packer` writes with `new`.
 const SDK_VERSION: &str = "0.2.0";
 
-/// The two components of a built app.
+/// The components of a built app.
 pub struct BuiltApp {
     pub phone: Vec<u8>,
     pub device: Vec<u8>,
     pub phone_path: PathBuf,
     pub device_path: PathBuf,
+    /// The operational app and where it was written, if the app has one.
+    pub operational: Option<(Vec<u8>, PathBuf)>,
 }
 
 /// Builds, componentizes and checks the app in `dir`.
@@ -37,36 +40,55 @@ pub fn build_app(dir: &Path) -> Result<BuiltApp> {
     }
     let out = dir.join("target").join("enrollment");
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let mut components = Vec::new();
-    for (half, world) in [("phone", World::Phone), ("device", World::Device)] {
-        let package = package_name(&dir.join(half).join("Cargo.toml"))?;
+    let built_component = |crate_dir: &str, what: &str| -> Result<(Vec<u8>, PathBuf)> {
+        let package = package_name(&dir.join(crate_dir).join("Cargo.toml"))?;
         let core_path = dir
             .join("target")
             .join(enrollment_builder::TARGET)
             .join("release")
             .join(format!("{}.wasm", package.replace('-', "_")));
+        if crate_dir == "operational" && !core_path.exists() {
+            bail!(
+                "operational/ was not built: add it to the workspace members in {}/Cargo.toml (members = [\"phone\", \"device\", \"operational\"])",
+                dir.display()
+            );
+        }
         let core = std::fs::read(&core_path)
-            .with_context(|| format!("reading {} (is {half}/Cargo.toml a cdylib?)", core_path.display()))?;
+            .with_context(|| format!("reading {} (is {crate_dir}/Cargo.toml a cdylib?)", core_path.display()))?;
         let component = enrollment_builder::componentize(&core)
-            .with_context(|| format!("componentizing the {half} half ({})", core_path.display()))?;
+            .with_context(|| format!("componentizing the {what} ({})", core_path.display()))?;
+        Ok((component, out.join(format!("{crate_dir}.wasm"))))
+    };
+    let write = |(component, path): &(Vec<u8>, PathBuf)| {
+        std::fs::write(path, component).with_context(|| format!("writing {}", path.display()))
+    };
+    let mut halves = Vec::new();
+    for (half, world) in [("phone", World::Phone), ("device", World::Device)] {
+        let built = built_component(half, &format!("{half} half"))?;
         // Every runtime limit and the world, before anything is signed.
-        check_half(&component, world)?;
-        let path = out.join(format!("{half}.wasm"));
-        std::fs::write(&path, &component).with_context(|| format!("writing {}", path.display()))?;
-        components.push((component, path));
+        check_half(&built.0, world)?;
+        write(&built)?;
+        halves.push(built);
     }
-    let (device, device_path) = components.pop().context("two halves")?;
-    let (phone, phone_path) = components.pop().context("two halves")?;
-    Ok(BuiltApp { phone, device, phone_path, device_path })
+    let operational = if dir.join("operational").join("Cargo.toml").exists() {
+        let built = built_component("operational", "operational app")?;
+        check_operational(&built.0)?;
+        write(&built)?;
+        Some(built)
+    } else {
+        None
+    };
+    let (device, device_path) = halves.pop().context("two halves")?;
+    let (phone, phone_path) = halves.pop().context("two halves")?;
+    Ok(BuiltApp { phone, device, phone_path, device_path, operational })
 }
 
 /// The size report of a label for one device, packed with the shipped
 /// dictionary and a throwaway key (signatures are all 64 bytes).
 pub fn size_report(app: &BuiltApp, access: &str, device_id: &str, ec: Ec) -> Result<SizeReport> {
-    let prepared = PreparedApp::prepare(
-        Halves { phone: app.phone.clone(), device: app.device.clone(), operational: None },
-        &Dictionary::current(),
-    )?;
+    let operational = app.operational.as_ref().map(|(component, _)| component.clone());
+    let prepared =
+        PreparedApp::prepare(Halves { phone: app.phone.clone(), device: app.device.clone(), operational }, &Dictionary::current())?;
     let manifest = Manifest {
         format_version: qr_packer::FORMAT_VERSION,
         app_id: "size-report".into(),
@@ -88,7 +110,12 @@ pub fn size_report(app: &BuiltApp, access: &str, device_id: &str, ec: Ec) -> Res
 pub fn print(app: &BuiltApp, report: &SizeReport) {
     say!("built {} ({} bytes)", app.phone_path.display(), app.phone.len());
     say!("built {} ({} bytes)", app.device_path.display(), app.device.len());
-    say!("both halves are components of their worlds and within every runtime limit\n");
+    if let Some((component, path)) = &app.operational {
+        say!("built {} ({} bytes)", path.display(), component.len());
+        say!("the halves and the operational app are components of their worlds and within every runtime limit\n");
+    } else {
+        say!("both halves are components of their worlds and within every runtime limit\n");
+    }
     say!("label for one device, shipped dictionary:");
     say_raw!("{}", report.table());
     match report.qr_version {

@@ -84,6 +84,9 @@ struct NewArgs {
     /// The device id simulate.toml uses (default: an example EUI of the right length).
     #[arg(long)]
     device_id: Option<String>,
+    /// Also write an operational app (operational/, world operational), which `build` then builds and the label can carry (`pack --operational`).
+    #[arg(long)]
+    operational: bool,
 }
 
 #[derive(Args)]
@@ -435,7 +438,7 @@ fn main() -> ExitCode {
 }
 
 fn new_cmd(args: NewArgs) -> Result<ExitCode> {
-    let dir = new::new_app(&args.dir, args.access, args.name.as_deref(), args.device_id.as_deref())?;
+    let dir = new::new_app(&args.dir, args.access, args.name.as_deref(), args.device_id.as_deref(), args.operational)?;
     say!("wrote a {} enrollment app in {}", args.access, dir.display());
     say!("next: qr-packer build {0}   then: qr-packer simulate {0}", dir.display());
     Ok(ExitCode::SUCCESS)
@@ -467,6 +470,9 @@ fn simulate_cmd(args: SimulateArgs) -> Result<ExitCode> {
     let scenario = simulate::Scenario::load(&config)?;
     let outcome = if is_app {
         let app = compile::build_app(&args.target)?;
+        if let Some((_, path)) = &app.operational {
+            say!("the operational app ({}) is built and checked; the simulator runs the two halves only", path.display());
+        }
         runtime.block_on(simulate::simulate_halves(&app.phone, &app.device, &scenario))?
     } else {
         let trusted_path = args.trusted.context("a label needs --trusted KEY.pub.json: the key that signed it")?;

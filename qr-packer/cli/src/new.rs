@@ -28,11 +28,29 @@ const FILES: &[(&str, &str)] = &[
     ("sdk/wit/enrollment.wit", include_str!("../../../wit/enrollment.wit")),
 ];
 
+/// The operational app's crate, written with `--operational`.
+const OPERATIONAL_FILES: &[(&str, &str)] = &[
+    ("operational/Cargo.toml", include_str!("../../template/operational/Cargo.toml")),
+    ("operational/src/lib.rs", include_str!("../../template/operational/src/lib.rs")),
+];
+
+/// The template's workspace members, and with an operational app.
+const MEMBERS: &str = r#"members = ["phone", "device"]"#;
+const MEMBERS_WITH_OPERATIONAL: &str = r#"members = ["phone", "device", "operational"]"#;
+
 /// The toolchain the product is built and tested with.
 const TOOLCHAIN: &str = "1.95.0";
 
-/// Writes a new app into `dir` (which must not exist or be empty).
-pub fn new_app(dir: &Path, access: AccessTechnology, name: Option<&str>, device_id: Option<&str>) -> Result<PathBuf> {
+/// Writes a new app into `dir` (which must not exist or be empty); with
+/// `operational`, an operational app too (`operational/`, a third member of
+/// the app's workspace, which `qr-packer build` then builds).
+pub fn new_app(
+    dir: &Path,
+    access: AccessTechnology,
+    name: Option<&str>,
+    device_id: Option<&str>,
+    operational: bool,
+) -> Result<PathBuf> {
     if dir.exists() && std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?.next().is_some() {
         bail!("{} exists and is not empty: give `qr-packer new` a new folder", dir.display());
     }
@@ -45,13 +63,17 @@ pub fn new_app(dir: &Path, access: AccessTechnology, name: Option<&str>, device_
         AccessTechnology::Zigbee | AccessTechnology::Thread | AccessTechnology::Lorawan => "00-0D-6F-FF-FE-00-00-01",
         _ => "AC-DE-48-00-00-01",
     });
-    for (path, text) in FILES {
+    let files = FILES.iter().chain(if operational { OPERATIONAL_FILES } else { &[] });
+    for (path, text) in files {
         let mut text = text
             .replace("{{name}}", &name)
             .replace("{{access}}", access.as_str())
             .replace("{{toolchain}}", TOOLCHAIN)
             .replace("{{device_id}}", device_id)
             .replace("{{network}}", network_example(access));
+        if operational && *path == "Cargo.toml" {
+            text = text.replace(MEMBERS, MEMBERS_WITH_OPERATIONAL);
+        }
         if access == AccessTechnology::BluetoothLe {
             // A BLE device joins no network: its gateway reaches it.
             text = text

@@ -99,8 +99,8 @@ pub fn cargo_build(cargo: Option<OsString>, workspace: &Path, target_dir: Option
 /// exports them for wasm32-unknown-unknown tooling) and wit-bindgen's
 /// versioned `cabi_realloc_wit_bindgen_*` (the component uses
 /// `cabi_realloc`). Before that, the module gets every import of its world
-/// in the world's order ([`canonical`]), so every app of a world has the
-/// component structure of the dictionary seeds. Custom sections are kept
+/// in the world's order (this crate's private `canonical` module), so every
+/// app of a world has the component structure of the dictionary seeds. Custom sections are kept
 /// (but for the `name` section, whose indices would be stale): removing them
 /// is the packer's step, not the build's.
 pub fn componentize(core: &[u8]) -> Result<Vec<u8>, BuildError> {

@@ -24,6 +24,7 @@ use enrollment_assistant::{
     SandboxConfig, SpIdentity, Timeouts,
 };
 use enrollment_device::DeviceRuntime;
+use end_to_end_tests::componentize_wat as componentize;
 
 const METER: &str = "AC-DE-48-00-00-80";
 
@@ -176,20 +177,6 @@ fn device_half(body: &str) -> Vec<u8> {
 fn phone_half(body: &str) -> Vec<u8> {
     let wat = format!("(module {PHONE_IMPORTS} {RUNTIME} (func (export \"enroll\") (result i32) (local $i i32) {body}))");
     componentize("phone-half", &wat)
-}
-
-fn componentize(world: &str, wat: &str) -> Vec<u8> {
-    componentize_with(concat!(env!("CARGO_MANIFEST_DIR"), "/../wit"), world, wat)
-}
-
-fn componentize_with(wit_dir: &str, world: &str, wat: &str) -> Vec<u8> {
-    let mut module = wat::parse_str(wat).unwrap_or_else(|e| panic!("bad test WAT: {e}\n{wat}"));
-    let mut resolve = wit_parser::Resolve::default();
-    let (pkg, _) = resolve.push_dir(wit_dir).unwrap();
-    let world = resolve.select_world(&[pkg], Some(world)).unwrap();
-    wit_component::embed_component_metadata(&mut module, &resolve, world, wit_component::StringEncoding::UTF8, false)
-        .unwrap();
-    wit_component::ComponentEncoder::default().validate(true).module(&module).unwrap().encode().unwrap()
 }
 
 fn is_half(error: &DeviceFailure, f: impl Fn(&HalfError) -> bool) -> bool {
@@ -439,7 +426,7 @@ async fn a_half_built_for_wit_0_1_0_is_refused_with_the_supported_version() {
       (memory (export "memory") 1)
       (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32) (i32.const 4096))
       (func (export "enroll") (result i32) (call $send (i32.const 0) (i32.const 0) (i32.const 0)) (i32.const 0)))"#;
-    let half = componentize_with(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/wit-0.1.0"), "device-half", old);
+    let half = end_to_end_tests::componentize_wat_with(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/wit-0.1.0"), "device-half", old);
     let (_, device) = fx.enroll_expecting_failure(WIFI_METER.phone, &half).await;
     let device = device.unwrap_err();
     assert!(

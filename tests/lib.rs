@@ -55,6 +55,25 @@ pub fn label(app: &AppPair, device: &str) -> ScannedApp {
     enrollment_assistant::label::seal(app.phone, app.device, &manifest(app, device), &manufacturer()).expect("reference app packs")
 }
 
+/// A hand-written core module (WAT) made a component of `world` of the
+/// product's WIT, as wit-bindgen's output would be: the tests' hostile and
+/// malformed guests.
+pub fn componentize_wat(world: &str, wat: &str) -> Vec<u8> {
+    componentize_wat_with(concat!(env!("CARGO_MANIFEST_DIR"), "/../wit"), world, wat)
+}
+
+/// [`componentize_wat`] against the WIT package in `wit_dir` (e.g. an older
+/// version of the contract).
+pub fn componentize_wat_with(wit_dir: &str, world: &str, wat: &str) -> Vec<u8> {
+    let mut module = wat::parse_str(wat).unwrap_or_else(|e| panic!("bad test WAT: {e}\n{wat}"));
+    let mut resolve = wit_parser::Resolve::default();
+    let (pkg, _) = resolve.push_dir(wit_dir).expect("the WIT package parses");
+    let world = resolve.select_world(&[pkg], Some(world)).expect("the world exists");
+    wit_component::embed_component_metadata(&mut module, &resolve, world, wit_component::StringEncoding::UTF8, false)
+        .expect("metadata embeds");
+    wit_component::ComponentEncoder::default().validate(true).module(&module).expect("module").encode().expect("encodes")
+}
+
 /// Assistant configuration used by the tests.
 pub fn assistant_services() -> ConfiguredAssistant {
     ConfiguredAssistant {

@@ -77,12 +77,7 @@ const RUNTIME: &str = r#"
 
 fn operational(body: &str) -> Vec<u8> {
     let wat = format!("(module {RUNTIME} (func (export \"activate\") (result i32) (local $i i32) {body}))");
-    let mut module = wat::parse_str(&wat).unwrap_or_else(|e| panic!("bad test WAT: {e}\n{wat}"));
-    let mut resolve = wit_parser::Resolve::default();
-    let (pkg, _) = resolve.push_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../wit")).unwrap();
-    let world = resolve.select_world(&[pkg], Some("operational")).unwrap();
-    wit_component::embed_component_metadata(&mut module, &resolve, world, wit_component::StringEncoding::UTF8, false).unwrap();
-    wit_component::ComponentEncoder::default().validate(true).module(&module).unwrap().encode().unwrap()
+    end_to_end_tests::componentize_wat("operational", &wat)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -106,12 +106,56 @@ impl CommitJournal for EnrollJournal {
     }
 }
 
+/// The link addresses this gateway is enrolling right now, each with how
+/// many enrollments to it are under way. A note of an enrollment in flight
+/// is that enrollment's to settle: the settling pass leaves it alone (asked
+/// mid-enrollment, the device has not committed *yet*, and the pass would
+/// take back a key about to be committed; asked after the enrollment's own
+/// roll-back, the SP would be told twice).
+#[derive(Default)]
+pub(crate) struct InFlight(Mutex<std::collections::HashMap<String, usize>>);
+
+impl InFlight {
+    /// Marks an enrollment to `addr` as under way until the guard drops.
+    pub(crate) fn start(&self, addr: String) -> InFlightGuard<'_> {
+        if let Ok(mut map) = self.0.lock() {
+            *map.entry(addr.clone()).or_default() += 1;
+        }
+        InFlightGuard { in_flight: self, addr }
+    }
+
+    fn contains(&self, addr: &str) -> bool {
+        self.0.lock().map(|map| map.contains_key(addr)).unwrap_or(false)
+    }
+}
+
+/// An enrollment under way ([`InFlight::start`]).
+pub(crate) struct InFlightGuard<'a> {
+    in_flight: &'a InFlight,
+    addr: String,
+}
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.in_flight.0.lock()
+            && let Some(n) = map.get_mut(&self.addr)
+        {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.addr);
+            }
+        }
+    }
+}
+
 impl Gateway {
     /// Asks every device whose enrollment is in doubt what it committed, and
-    /// settles each note (see the module docs). One caller at a time.
+    /// settles each note (see the module docs). One caller at a time; notes
+    /// of enrollments still under way are left to them.
     pub async fn settle_in_doubt(&self) -> Result<Vec<(Eui, Settled)>, GatewayError> {
         let _one_at_a_time = self.settling.lock().await;
-        let notes = self.store.in_doubt().await?;
+        let mut notes = self.store.in_doubt().await?;
+        notes.retain(|note| !self.in_flight.contains(&note.link_addr));
         let settled: Vec<(Eui, Result<Settled, GatewayError>)> = futures::stream::iter(notes)
             .map(|note| async move { (note.device_id, self.settle(&note).await) })
             .buffer_unordered(ASKED_AT_ONCE)

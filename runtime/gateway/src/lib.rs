@@ -137,6 +137,9 @@ pub struct Gateway {
     rebinding: tokio::sync::Mutex<()>,
     /// Held while enrollments in doubt are settled (`in_doubt`).
     settling: tokio::sync::Mutex<()>,
+    /// The devices being enrolled right now, whose notes in doubt the
+    /// settling pass leaves to their enrollment.
+    in_flight: in_doubt::InFlight,
     /// Tells SPs to drop keys that no device committed (`in_doubt`).
     services: Option<Arc<services::GatewayServices>>,
     /// What `GET /metrics` serves ([`metrics`]).
@@ -179,6 +182,7 @@ impl Gateway {
             update_batch: MAX_UPDATE_BATCH,
             rebinding: tokio::sync::Mutex::new(()),
             settling: tokio::sync::Mutex::new(()),
+            in_flight: in_doubt::InFlight::default(),
             services: None,
             metrics: metrics::GatewayMetrics::default(),
         }
@@ -248,6 +252,8 @@ impl Gateway {
         let link = self.connect(&device.to_string()).await?;
         let connect = t.elapsed();
 
+        // Until this returns, a note this enrollment writes is its own to settle.
+        let _in_flight = self.in_flight.start(device.to_string());
         let journal = Arc::new(in_doubt::EnrollJournal::new(self.store.clone(), device.to_string()));
         let options = EnrollOptions { journal: Some(in_doubt::journal(&journal)), ..EnrollOptions::default() };
         let report: EnrollmentReport = match self.assistant.enroll(link, &app, options).await {
